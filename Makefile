@@ -1,0 +1,39 @@
+# The few commands people type. `make run` and `make test` create the virtual environment
+# (.venv) and install the project into it when missing.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+OUT ?= out
+
+.PHONY: run test test-slow lint bench clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	touch $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/mftg solve --scenario 2
+	$(BIN)/mftg scenario 2 --out $(OUT)/scenario_2
+	$(BIN)/mftg simulate --scenario 3 --paths 100000 --common 1 --steps 1000 --seed 0
+	@echo "figures written under $(OUT)/"
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -m "not slow" -q
+
+test-slow: $(STAMP)
+	$(BIN)/python -m pytest -m slow -q
+
+lint: $(STAMP)
+	$(BIN)/ruff check mftg_jax tests benchmarks
+	$(BIN)/ruff format --check mftg_jax tests benchmarks
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/riccati.py
+	$(BIN)/python benchmarks/monte_carlo.py --quick
+	$(BIN)/python benchmarks/calibration.py
+
+clean:
+	rm -rf $(VENV) $(OUT) .pytest_cache
