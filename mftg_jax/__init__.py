@@ -92,6 +92,71 @@ from ._noise_paths import GridLevyPath as GridLevyPath, LevyIncrements as LevyIn
 from ._sim_run import EnsembleResult as EnsembleResult, simulate as simulate
 from ._statistics import Moments as Moments
 # -- calibration --
+from ._baselines import AR1 as AR1, fit_ar1 as fit_ar1
+from ._calibrate import (
+    calibrate as calibrate,
+    CalibrationResult as CalibrationResult,
+    CalibrationWarning as CalibrationWarning,
+    PriceCalibrator as PriceCalibrator,
+)
+from ._calibration_plots import plot_calibration as plot_calibration
+from ._calibration_report import calibration_report as calibration_report
+from ._data import (
+    load_prices as load_prices,
+    PriceSeries as PriceSeries,
+    Split as Split,
+    split_series as split_series,
+)
+from ._kalman import (
+    FilterOutput as FilterOutput,
+    kalman_filter as kalman_filter,
+    negative_log_likelihood as negative_log_likelihood,
+)
+from ._parametrisation import Parametrisation as Parametrisation
+from ._price_model import (
+    game_from_identified as game_from_identified,
+    LinearPriceModel as LinearPriceModel,
+    price_model_from_game as price_model_from_game,
+    seasonal_transfer as seasonal_transfer,
+    StructuralDefaults as StructuralDefaults,
+)
+from ._synthetic import sample_prices as sample_prices
 # -- general game --
+from ._general_certificate import (
+    brute_force_best_response as brute_force_best_response,
+    BruteForceResult as BruteForceResult,
+    dp_equilibrium as dp_equilibrium,
+    DPEquilibrium as DPEquilibrium,
+    general_nash_gap as general_nash_gap,
+    GeneralNashCertificate as GeneralNashCertificate,
+    policy_cost as policy_cost,
+)
+from ._general_config import (
+    general_game_from_dict as general_game_from_dict,
+    general_game_to_toml as general_game_to_toml,
+    load_general_game as load_general_game,
+)
+from ._general_game import (
+    Affine as Affine,
+    Coefficients as Coefficients,
+    CostNoise as CostNoise,
+    Dynamics as Dynamics,
+    general_from_price_game as general_from_price_game,
+    GeneralGame as GeneralGame,
+    Jumps as Jumps,
+    RunningCost as RunningCost,
+    TerminalCost as TerminalCost,
+    zero_coefficients as zero_coefficients,
+)
+from ._general_riccati import (
+    GeneralGains as GeneralGains,
+    GeneralRiccatiSolution as GeneralRiccatiSolution,
+    GeneralRiccatiValues as GeneralRiccatiValues,
+    solve_general as solve_general,
+)
+from ._general_simulate import (
+    GeneralSimulation as GeneralSimulation,
+    simulate_general as simulate_general,
+)
 
 __version__ = "0.1.0"

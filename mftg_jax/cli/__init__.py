@@ -8,6 +8,9 @@ import sys
 _COMMANDS = (
     "solve",
     # -- more commands --
+    "certify",
+    "solve_general",
+    "calibrate",
     "scenario",
     "simulate",
 )
