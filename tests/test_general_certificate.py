@@ -17,7 +17,7 @@ from mftg_jax import (
     solve_general,
 )
 
-TIGHT = dict(rtol=1e-11, atol=1e-11)
+TIGHT = dict(rtol=1e-10, atol=1e-10)
 SEEDS = (0, 1, 2)
 
 

@@ -59,10 +59,14 @@ def certify_report(game, *, scenarios=400, paths=8, steps=1000, seed=0) -> dict:
     revenue_mc = -np.asarray(sim.mean_cost())
     se = np.asarray(sim.standard_error())
     revenue = np.asarray(riccati.revenue())
+    # A noiseless game has one path and no standard error: no z-score (null in JSON).
+    with np.errstate(divide="ignore", invalid="ignore"):
+        z = np.where(se > 0, (revenue_mc - revenue) / np.where(se > 0, se, 1.0), np.nan)
     return {
         "nash_gap": gap,
         "general_vs_price_max_rel_err": float(np.max(errs)),
-        "mc_cost_z_scores": (revenue_mc - revenue) / se,
+        "mc_cost_z_scores": z,
+        "revenue_mc_rel_err": (revenue_mc - revenue) / np.abs(revenue),
         "revenue": revenue,
         "revenue_mc": revenue_mc,
         "revenue_mc_stderr": se,
@@ -83,15 +87,17 @@ def run(args: argparse.Namespace) -> int:
     print(f"Certificates of a price game with {game.n} producer(s)")
     print(f"{'producer':>8} {'nash_gap':>12} {'revenue':>14} {'MC revenue':>14} {'z':>8}")
     for i in range(game.n):
+        z = float(rep["mc_cost_z_scores"][i])
+        shown = f"{z:>8.2f}" if np.isfinite(z) else f"{'n/a':>8}"
         print(
             f"{i:>8} {float(rep['nash_gap'][i]):>12.3g} {float(rep['revenue'][i]):>14.6g} "
-            f"{float(rep['revenue_mc'][i]):>14.6g} {float(rep['mc_cost_z_scores'][i]):>8.2f}"
+            f"{float(rep['revenue_mc'][i]):>14.6g} {shown}"
         )
     print(
         f"general vs price solver, max relative error = {rep['general_vs_price_max_rel_err']:.3g}"
     )
     print(
         f"Monte Carlo: {rep['mc_scenarios']} scenarios x {rep['mc_paths']} paths, "
-        f"{rep['mc_steps']} Euler steps; |z| < 4 expected"
+        f"{rep['mc_steps']} Euler steps; |z| < 4 expected (n/a: a noiseless game)"
     )
     return 0

@@ -26,7 +26,8 @@ def register(sub) -> None:
 
 def solve_general_report(game) -> dict:
     """Everything `mftg solve-general` prints, as arrays (per regime, per player)."""
-    sol = solve_general(game)
+    # Tight tolerances: the Nash gaps below are then meaningful to about 1e-9.
+    sol = solve_general(game, rtol=1e-10, atol=1e-10)
     v = sol.evaluate(game.t0)
     gn = sol.gains(game.t0)
     cert = general_nash_gap(sol)
