@@ -12,7 +12,7 @@ exact for every policy affine in $p$ (the equilibrium feedback, no control).
 
 Schemes on the grid $t_k = t_0 + k\Delta t$:
 
-- `"euler"`: Euler-Maruyama (diffrax `Euler` on the term below), weak order 1.
+- `"euler"`: Euler-Maruyama ($y_1 = y_0 + $ the term's `vf_prod`), weak order 1.
 - `"exponential"`: with the coefficients frozen at the step's midpoint, the linear dynamics of
   $x = p - \hat p$ and $\hat p$,
   $dx = -\kappa_x x\,dt + \sigma dB + dJ$,
@@ -21,7 +21,11 @@ Schemes on the grid $t_k = t_0 + k\Delta t$:
   + \int e^{-\kappa_x(t_{k+1}-s)}(\sigma dB + dJ)$ (affine policies only); weak order 2 in
   the moments for smooth coefficients, exact for constant ones.
 
-Realised revenues and costs are integrated along each path with the trapezoidal rule.
+Realised revenues and costs are integrated along each path with the trapezoidal rule; for the
+affine policies each integrand is a quadratic in $x = p - \hat p$ whose coefficients depend
+on the scenario only, so the per-path work is two multiply-adds per producer and quantity.
+Both schemes are `diffrax.AbstractSolver`s stepping on the grid (`StepTo`); their
+interpolation is the step's end state, exact at the grid times where the paths are saved.
 """
 
 from collections.abc import Callable
@@ -29,6 +33,7 @@ from typing import Any
 
 import diffrax
 import equinox as eqx
+from equinox.internal import ω
 import jax
 import jax.numpy as jnp
 from jaxtyping import Array, PRNGKeyArray
@@ -247,19 +252,11 @@ class _PriceTerm(diffrax.AbstractTerm):
         b = eta * (a + jnp.sum(m))
         b_idio, j_idio = self.idio.noise(k, decay=kappa_x)
         b_common, j_common = self.common.noise(k, decay=kappa_h)
-        phat1 = (
-            jnp.exp(-kappa_h * dt) * y.phat
-            + b * dt * phi1(-kappa_h * dt)
-            + sigma_o * b_common
-        )
+        phat1 = jnp.exp(-kappa_h * dt) * y.phat + b * dt * phi1(-kappa_h * dt) + sigma_o * b_common
         if j_common is not None:
             phat1 = j_common.add_to(phat1)
         # p1 = phat1 + e^{-kappa_x dt} (p - phat) + sigma dB + dJ, in one pass over the paths.
-        p1 = (
-            phat1[..., None]
-            + jnp.exp(-kappa_x * dt) * (y.p - y.phat[..., None])
-            + sigma * b_idio
-        )
+        p1 = phat1[..., None] + jnp.exp(-kappa_x * dt) * (y.p - y.phat[..., None]) + sigma * b_idio
         if j_idio is not None:
             p1 = j_idio.add_to(p1)
         rev, cost = y.revenue, y.cost
@@ -278,14 +275,32 @@ def _overflow(j_idio, j_common, dtype):
     return total
 
 
-class _ExponentialStep(diffrax.AbstractSolver):
-    """Exact-in-distribution step of the frozen-coefficient linear dynamics."""
+class _GridEnd(diffrax.AbstractLocalInterpolation):
+    """A step's end state: exact at the grid times, which are the only times saved.
 
+    Keeping only the end state spares a copy of the batch per step (a linear interpolation
+    would keep the start state alive as well).
+    """
+
+    t0: Any
+    t1: Any
+    y1: Any
+
+    def evaluate(self, t0, t1=None, left=True):
+        if t1 is not None:
+            raise NotImplementedError("the ensemble's steps are only evaluated at grid times")
+        return self.y1
+
+
+class _GridStep(diffrax.AbstractSolver):
+    """One grid step of the ensemble: `"euler"` (Euler-Maruyama) or `"exponential"`."""
+
+    scheme: str = eqx.field(static=True)
     term_structure = diffrax.AbstractTerm
-    interpolation_cls = diffrax.LocalLinearInterpolation
+    interpolation_cls = _GridEnd
 
     def order(self, terms):
-        return 2
+        return 1 if self.scheme == "euler" else 2
 
     def strong_order(self, terms):
         return 0.5
@@ -296,8 +311,11 @@ class _ExponentialStep(diffrax.AbstractSolver):
     def step(self, terms, t0, t1, y0, args, solver_state, made_jump):
         # diffeqsolve wraps the term (integration direction); the step needs ours.
         term = getattr(terms, "term", terms)
-        y1 = term.exponential_step(t0, t1, y0)
-        return y1, None, dict(y0=y0, y1=y1), None, diffrax.RESULTS.successful
+        if self.scheme == "euler":
+            y1 = (y0**ω + term.vf_prod(t0, y0, args, term.contr(t0, t1)) ** ω).ω
+        else:
+            y1 = term.exponential_step(t0, t1, y0)
+        return y1, None, dict(y1=y1), None, diffrax.RESULTS.successful
 
     def func(self, terms, t0, y0, args):
         return terms.vf(t0, y0, args)
@@ -454,6 +472,8 @@ def run_paths(
     t0, t1 = mk.t0.astype(dtype), mk.t1.astype(dtype)
     K = cfg.n_steps
     grid = t0 + (t1 - t0) * jnp.arange(K + 1, dtype=dtype) / K
+    # The compiler may divide by K as a product with 1/K: pin the end to t1 exactly.
+    grid = grid.at[-1].set(t1)
     n = game.n
     table = affine_controls(policy, grid, n, dtype)
     mid = None
@@ -510,17 +530,17 @@ def run_paths(
         cost=zeros_n,
         overflow=jnp.zeros((), dtype),
     )
-    solver = diffrax.Euler() if cfg.scheme == "euler" else _ExponentialStep()
     save_ts = grid[jnp.asarray(cfg.save_idx)]
-    saveat = diffrax.SaveAt(
-        subs=[
-            diffrax.SubSaveAt(ts=save_ts, fn=lambda t, y, args: (y.phat, y.p)),
-            diffrax.SubSaveAt(t1=True),
-        ]
-    )
+    later = tuple(i for i in cfg.save_idx if i > 0)
+    subs = [diffrax.SubSaveAt(t1=True)]
+    if later:
+        subs.append(diffrax.SubSaveAt(ts=grid[jnp.asarray(later)], fn=_pick))
+    if cfg.save_idx[0] == 0:
+        subs.append(diffrax.SubSaveAt(t0=True, fn=_pick))
+    saveat = diffrax.SaveAt(subs=subs)
     sol = diffrax.diffeqsolve(
         term,
-        solver,
+        _GridStep(cfg.scheme),
         t0=t0,
         t1=t1,
         dt0=None,
@@ -529,8 +549,11 @@ def run_paths(
         stepsize_controller=diffrax.StepTo(ts=grid),
         max_steps=K,
     )
-    (phat_s, p_s), yT = sol.ys
+    yT, *saved = sol.ys
     yT = jax.tree.map(lambda x: x[-1], yT)
+    saved = saved[::-1]  # t0 first
+    phat_s = jnp.concatenate([s[0] for s in saved])
+    p_s = jnp.concatenate([s[1] for s in saved])
     revenue, cost = yT.revenue, yT.cost
     if cfg.track_revenue:
         # Trapezoid = left sum + dt/2 (f(T) - f(0)); terminal penalty from MODEL.md.
@@ -552,6 +575,14 @@ def run_paths(
         cost=cost,
         jump_overflow=yT.overflow,
     )
+
+
+def _pick(t, y, args):
+    # Module level, not a closure: a new function per call would defeat the jit cache.
+    return y.phat, y.p
+
+
+run_paths_jit = eqx.filter_jit(run_paths)
 
 
 def simulate_paths(
@@ -608,4 +639,4 @@ def simulate_paths(
     )
     pol = resolve_policy(game, policy)
     ids = jnp.arange(n_paths_per_scenario, dtype=jnp.uint32) + jnp.uint32(path_offset)
-    return run_paths(game, pol, key, ids, cfg)
+    return run_paths_jit(game, pol, key, ids, cfg)

@@ -8,8 +8,9 @@ over devices, and nothing is stateful.
 
 One hash per path-step gives two 32-bit words:
 
-- the first word is a standard normal (through $\sqrt2\,\mathrm{erf}^{-1}$; float64 adds
-  20 low bits from a second hash, so float32 and float64 paths agree to float32 precision);
+- the first word is a standard normal (through $\sqrt2\,\mathrm{erf}^{-1}$ of its top 23
+  bits; float64 adds 20 low bits from a second hash, so float32 and float64 paths agree up
+  to the float32 uniform's resolution $2^{-22}$ times $dz/du$);
 - the second word $U$ is the Poisson count by inversion,
   $N = \#\{k \ge 1 : U < P(\mathrm{Poisson}(\nu\Delta t) \ge k)\,2^{32}\}$: an exact Poisson
   law up to the $2^{-32}$ resolution of $U$ (the count is truncated at `max_count`, chosen so
@@ -36,7 +37,6 @@ import math
 import diffrax
 import equinox as eqx
 import jax
-from jax.extend.random import threefry_2x32
 import jax.numpy as jnp
 from jaxtyping import Array, PRNGKeyArray
 import numpy as np
@@ -91,6 +91,11 @@ def jump_slots(tile: int, rate_dt: float) -> int:
     if p <= 0:
         return 1
     mu = tile * p
+    if mu > 500:
+        # Bernstein: P(S - mu >= d) <= exp(-d^2 / (2 (mu + d/3))) for S ~ Binomial(tile, p).
+        c = -math.log(_SLOT_TAIL)
+        d = c / 3 + math.sqrt(c * c / 9 + 2 * c * mu)
+        return int(min(tile, math.ceil(mu + d)))
     # Poisson(mu) upper tail bounds Binomial(tile, p) closely for small p.
     s, pmf, cdf = 0, math.exp(-mu), math.exp(-mu)
     while 1 - cdf >= _SLOT_TAIL and s < tile:
@@ -127,13 +132,35 @@ def _uniform_pm1(w: Array, dtype, low: Array | None = None) -> Array:
     return ((w >> 9).astype(dtype) + 0.5) * jnp.asarray(2.0**-22, dtype) - 1.0
 
 
+_ROTATIONS = ((13, 15, 26, 6), (17, 29, 16, 24))
+
+
+def threefry2x32(k0: Array, k1: Array, x0: Array, x1: Array) -> tuple[Array, Array]:
+    """Threefry-2x32 (20 rounds) of the counter pairs `(x0, x1)` under the key `(k0, k1)`.
+
+    The same function as `jax.extend.random.threefry_2x32` (bit for bit), written out round
+    by round so that the compiler fuses it with what consumes the words (JAX's CPU lowering
+    is a loop that goes through memory five times).
+    """
+    u = jnp.uint32
+    ks = (k0, k1, k0 ^ k1 ^ u(0x1BD11BDA))
+    x0 = x0 + ks[0]
+    x1 = x1 + ks[1]
+    for i in range(5):
+        for r in _ROTATIONS[i % 2]:
+            x0 = x0 + x1
+            x1 = (x1 << u(r)) | (x1 >> u(32 - r))
+            x1 = x0 ^ x1
+        x0 = x0 + ks[(i + 1) % 3]
+        x1 = x1 + ks[(i + 2) % 3] + u(i + 1)
+    return x0, x1
+
+
 def _hash(key: PRNGKeyArray, hi: Array, lo: Array) -> tuple[Array, Array]:
     """Threefry-2x32 of the counter pair `(hi, lo)` (broadcast), both output words."""
     hi, lo = jnp.broadcast_arrays(hi.astype(jnp.uint32), lo.astype(jnp.uint32))
     kd = jax.random.key_data(key)
-    out = threefry_2x32((kd[0], kd[1]), jnp.concatenate([hi.ravel(), lo.ravel()]))
-    size = hi.size
-    return out[:size].reshape(hi.shape), out[size:].reshape(hi.shape)
+    return threefry2x32(kd[0], kd[1], hi, lo)
 
 
 def _select_rank(word: Array, rank: Array) -> Array:
@@ -310,31 +337,33 @@ class GridLevyPath(diffrax.AbstractPath):
         cp = self.jumps
         nu = cp.intensity.astype(dtype)
         thr = _survival_thresholds(nu * dt, self.max_count)
-        count = jnp.sum(
-            (w1[..., None] < thr).astype(jnp.int32), axis=-1
-        )  # exact inversion, up to the 2^-32 resolution
+
+        def count_of(w):  # exact inversion, up to the 2^-32 resolution
+            return jnp.sum((w[..., None] < thr).astype(jnp.int32), axis=-1, dtype=jnp.int32)
+
         k_sizes = jax.random.fold_in(k_step, 0x1D1E)
         comp_weight = dt if decay is None else dt * phi1(-decay * dt)
         compensator = cp.drift_compensator.astype(dtype) * comp_weight
-        shape = count.shape
+        shape = w1.shape
         scen = jnp.broadcast_to(self.scenario, shape)
         path = jnp.broadcast_to(self.path, shape)
         if self.slots is None:
-            sums = self._slot_sums(k_sizes, scen, path, count, dt, decay, dtype)
+            sums = self._slot_sums(k_sizes, scen, path, count_of(w1), dt, decay, dtype)
             return DenseJumps(sums - compensator, jnp.zeros((), jnp.int32))
         tile = self.tile or shape[-1]
         tshape = shape[:-1] + (shape[-1] // tile, tile)
-        c_t, s_t, p_t = (a.reshape(-1, tile) for a in (count, scen, path))
+        w_t, s_t, p_t = (a.reshape(-1, tile) for a in (w1, scen, path))
 
-        def one_tile(c, s, p):
-            idx, total = compact_flags(c > 0, self.slots)
-            cs = c.at[idx].get(mode="fill", fill_value=0)
+        def one_tile(w, s, p):
+            # Dense work is one comparison per path; counts are taken at the slots only.
+            idx, total = compact_flags(w < thr[0], self.slots)
+            cs = count_of(w.at[idx].get(mode="fill", fill_value=0xFFFFFFFF))
             si = s.at[idx].get(mode="fill", fill_value=0)
             pi = p.at[idx].get(mode="fill", fill_value=0)
             vals = self._slot_sums(k_sizes, si, pi, cs, dt, decay, dtype)
             return idx, vals, jnp.maximum(total - self.slots, 0)
 
-        idx, vals, over = jax.vmap(one_tile)(c_t, s_t, p_t)
+        idx, vals, over = jax.vmap(one_tile)(w_t, s_t, p_t)
         sshape = tshape[:-1] + (self.slots,)
         return SparseJumps(
             compensator,

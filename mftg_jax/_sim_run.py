@@ -20,7 +20,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from jaxtyping import PRNGKeyArray
 import numpy as np
 
-from ._ensemble import path_config, resolve_policy, run_paths, SimulatedPaths
+from ._ensemble import path_config, resolve_policy, run_paths_jit, SimulatedPaths
 from ._game import PriceGame
 from ._statistics import histogram_counts, histogram_edges, histogram_quantiles, Moments
 
@@ -115,6 +115,24 @@ def _controls_at(policy, n, times, p, phat):
     return u
 
 
+# Seconds JAX has spent tracing, lowering and compiling in this process (for reporting compile
+# time apart from run time).
+_compile_seconds = [0.0]
+_COMPILE_EVENTS = (
+    "/jax/core/compile/jaxpr_trace_duration",
+    "/jax/core/compile/jaxpr_to_mlir_module_duration",
+    "/jax/core/compile/backend_compile_duration",
+)
+
+
+def _on_duration(event: str, seconds: float, **kwargs) -> None:
+    if event in _COMPILE_EVENTS:
+        _compile_seconds[0] += seconds
+
+
+jax.monitoring.register_event_duration_secs_listener(_on_duration)
+
+
 @eqx.filter_jit
 def _batch_stats(paths: SimulatedPaths, policy, n: int, p_edges, u_edges, n_full: int):
     p, phat = paths.p, paths.phat
@@ -133,13 +151,21 @@ def _batch_stats(paths: SimulatedPaths, policy, n: int, p_edges, u_edges, n_full
         cost_scen=jnp.sum(paths.cost, axis=1),
         p_hist=histogram_counts(flat_p, p_edges),
         u_hist=histogram_counts(flat_u, u_edges),
-        p_range=(jnp.min(flat_p, 0), jnp.max(flat_p, 0)),
-        u_range=(jnp.min(flat_u, 0), jnp.max(flat_u, 0)),
         paths_p=p[0, :n_full],
         paths_u=u[0, :n_full],
         phat=phat,
         overflow=paths.jump_overflow,
     )
+
+
+@eqx.filter_jit
+def _batch_range(paths: SimulatedPaths, policy, n: int):
+    """Per save time `(min, max)` of the prices and of the controls of a batch."""
+    p = paths.p
+    u = _controls_at(policy, n, paths.times, p, paths.phat)
+    flat_p = p.reshape(-1, p.shape[-1])
+    flat_u = u.reshape(-1, *u.shape[2:])
+    return (jnp.min(flat_p, 0), jnp.max(flat_p, 0)), (jnp.min(flat_u, 0), jnp.max(flat_u, 0))
 
 
 def _default_batch(n_per: int, n_common: int, n_save: int, n_dev: int) -> int:
@@ -243,10 +269,14 @@ def simulate(
         x = jnp.arange(batch_size, dtype=jnp.uint32) + jnp.uint32(b * batch_size)
         return x if sharding is None else jax.device_put(x, sharding)
 
-    run = eqx.filter_jit(run_paths)
+    # The first call compiles (unless an earlier call with the same shapes did): its compile
+    # time is what JAX reports for tracing, lowering and compiling, the rest is run time.
+    compile_before = _compile_seconds[0]
     t = time.perf_counter()
-    compiled = run.lower(game, pol, key, ids(0), cfg).compile()
-    compile_s = time.perf_counter() - t
+    first = run_paths_jit(game, pol, key, ids(0), cfg)
+    jax.block_until_ready(first)
+    first_s = time.perf_counter() - t
+    compile_s = _compile_seconds[0] - compile_before
 
     n_batches = n_per // batch_size
     from tqdm.auto import tqdm
@@ -257,16 +287,18 @@ def simulate(
     run_s = 0.0
     steps_per_batch = n_common * batch_size * n_steps
     for b in range(n_batches):
-        t = time.perf_counter()
-        paths = compiled(game, pol, key, ids(b), cfg)
-        jax.block_until_ready(paths)
-        run_s += time.perf_counter() - t
+        if b == 0:
+            paths = first
+            run_s += max(first_s - compile_s, 0.0)
+        else:
+            t = time.perf_counter()
+            paths = run_paths_jit(game, pol, key, ids(b), cfg)
+            jax.block_until_ready(paths)
+            run_s += time.perf_counter() - t
         if p_edges is None:
-            dummy_p = jnp.zeros((n_save, 2), paths.p.dtype) + jnp.asarray([0.0, 1.0])
-            dummy_u = jnp.zeros((n_save, n, 2), paths.p.dtype) + jnp.asarray([0.0, 1.0])
-            first = _batch_stats(paths, pol, n, dummy_p, dummy_u, n_full_paths)
-            p_edges = jnp.asarray(histogram_edges_from_range(first["p_range"], bins))
-            u_edges = jnp.asarray(histogram_edges_from_range(first["u_range"], bins))
+            p_range, u_range = _batch_range(paths, pol, n)
+            p_edges = jnp.asarray(histogram_edges_from_range(p_range, bins))
+            u_edges = jnp.asarray(histogram_edges_from_range(u_range, bins))
         st = _batch_stats(paths, pol, n, p_edges, u_edges, n_full_paths)
         st = jax.device_get(st)
         if acc is None:

@@ -34,15 +34,29 @@ def riccati(game):
     return m.solve_riccati(game)
 
 
-def _coefficients(game, riccati, ts):
-    """kappa_x, kappa_h, b: d(p - phat) = -kappa_x (p - phat) dt, dphat = (b - kappa_h phat) dt."""
+# Every time the checks need: the moment-ODE grid and all grid points and midpoints of the
+# schemes' grids (K <= 64 on [0, 1.5] are multiples of 1.5/128): one evaluation, one compile.
+_ODE_TS = np.linspace(0.0, 1.5, 3001)
+_ALL_TS = np.union1d(_ODE_TS, np.linspace(0.0, 1.5, 129))
+
+
+@pytest.fixture(scope="module")
+def coef_table(game, riccati):
+    """kappa_x, kappa_h, b at `_ALL_TS`: d(p - phat) = -kappa_x (p - phat) dt,
+    dphat = (b - kappa_h phat) dt."""
     ev = jax.jit(jax.vmap(lambda t: (riccati.evaluate(t).alpha, *riccati.gains(t))))
-    alpha, k, mm = (np.asarray(x) for x in ev(jnp.asarray(ts)))
+    alpha, k, mm = (np.asarray(x) for x in ev(jnp.asarray(_ALL_TS)))
     eta, r = float(game.market.eta), np.asarray(game.producers.r)
     kx = eta * (1 - eta * np.sum(alpha / r, -1))
     kh = eta * (1 + np.sum(k, -1))
     b = eta * (float(game.market.a.mean) + np.sum(mm, -1))
     return kx, kh, b
+
+
+def _coefficients(table, ts):
+    i = np.searchsorted(_ALL_TS, ts)
+    assert np.allclose(_ALL_TS[i], ts, rtol=0, atol=1e-12)
+    return tuple(z[i] for z in table)
 
 
 def _variance_rates(game):
@@ -51,11 +65,11 @@ def _variance_rates(game):
 
 
 @pytest.fixture(scope="module")
-def ode_moments(game, riccati):
+def ode_moments(game, coef_table):
     """[E x, Var x, E phat, Var phat](t1), x = p - phat, from the moment ODEs (MODEL.md)."""
     sig, sig_o = _variance_rates(game)
-    ts = np.linspace(0.0, 1.5, 3001)
-    kx, kh, b = _coefficients(game, riccati, ts)
+    ts = _ODE_TS
+    kx, kh, b = _coefficients(coef_table, ts)
 
     def f(t, y):
         a, c, d = (np.interp(t, ts, z) for z in (kx, kh, b))
@@ -67,13 +81,13 @@ def ode_moments(game, riccati):
     return sol.y[:, -1]
 
 
-def scheme_moments(game, riccati, n_steps, scheme):
+def scheme_moments(game, table, n_steps, scheme):
     """The scheme's own exact moments at t1 (linear recursions, computed independently)."""
     sig, sig_o = _variance_rates(game)
     grid = np.linspace(0.0, 1.5, n_steps + 1)
     dt = 1.5 / n_steps
     ts = (grid[:-1] + grid[1:]) / 2 if scheme == "exponential" else grid[:-1]
-    kx, kh, b = _coefficients(game, riccati, ts)
+    kx, kh, b = _coefficients(table, ts)
     mk = game.market
     ex, vx, eh, vh = float(mk.p0 - mk.phat0), 0.0, float(mk.phat0), 0.0
     for a, c, d in zip(kx, kh, b):
@@ -87,7 +101,7 @@ def scheme_moments(game, riccati, n_steps, scheme):
     return np.array([ex, vx, eh, vh])
 
 
-def _run(game, scheme, dtype, n_steps=K):
+def _run(game, scheme, dtype, n_steps=K, policy="equilibrium"):
     f = jax.jit(
         lambda g: m.simulate_paths(
             g,
@@ -97,6 +111,7 @@ def _run(game, scheme, dtype, n_steps=K):
             n_steps=n_steps,
             scheme=scheme,
             dtype=dtype,
+            policy=policy,
             save_times={"steps": (n_steps // 2, n_steps)},
         )
     )
@@ -127,8 +142,12 @@ def _mc_moments(paths):
 
 
 @pytest.mark.parametrize("scheme", ["exponential", "euler"])
-def test_discretisation_bound_shrinks_with_dt_at_the_weak_order(game, riccati, ode_moments, scheme):
-    errs = [np.abs(scheme_moments(game, riccati, k, scheme) - ode_moments) for k in (8, 16, 32, 64)]
+def test_discretisation_bound_shrinks_with_dt_at_the_weak_order(
+    game, coef_table, ode_moments, scheme
+):
+    errs = [
+        np.abs(scheme_moments(game, coef_table, k, scheme) - ode_moments) for k in (8, 16, 32, 64)
+    ]
     order = 2 if scheme == "exponential" else 1
     for coarse, fine in zip(errs[:-1], errs[1:]):
         # Means and variances whose error is not at rounding level.
@@ -140,11 +159,11 @@ def test_discretisation_bound_shrinks_with_dt_at_the_weak_order(game, riccati, o
 
 @pytest.mark.parametrize("which", ["exp", "euler"])
 def test_moments_match_the_moment_odes_and_the_scheme(
-    game, riccati, ode_moments, exp64, euler64, which
+    game, coef_table, ode_moments, exp64, euler64, which
 ):
     paths, scheme, k = (exp64, "exponential", K) if which == "exp" else (euler64, "euler", 8)
     est, se = _mc_moments(paths)
-    exact_scheme = scheme_moments(game, riccati, k, scheme)
+    exact_scheme = scheme_moments(game, coef_table, k, scheme)
     bound = np.abs(exact_scheme - ode_moments)
     # The engine is the scheme: within 4 standard errors of its exact moments ...
     np.testing.assert_array_less(np.abs(est - exact_scheme), 4 * se + 1e-9)
@@ -208,43 +227,28 @@ def test_pathwise_gradient_matches_finite_differences(game):
         )
         return jnp.mean(out.p[..., -1])
 
+    # One compiled program gives the gradient and the finite-difference values.
     f = jax.jit(jax.value_and_grad(mean_p, argnums=(0, 1)))
     _, (d_eta, d_a) = f(0.5, 1.0)
     h = 1e-5
-    fwd = jax.jit(jax.vmap(mean_p))
-    vals = fwd(jnp.array([0.5 + h, 0.5 - h, 0.5, 0.5]), jnp.array([1.0, 1.0, 1.0 + h, 1.0 - h]))
-    fd_eta = (vals[0] - vals[1]) / (2 * h)
-    fd_a = (vals[2] - vals[3]) / (2 * h)
+    val = lambda eta, a: float(f(eta, a)[0])  # noqa: E731
+    fd_eta = (val(0.5 + h, 1.0) - val(0.5 - h, 1.0)) / (2 * h)
+    fd_a = (val(0.5, 1.0 + h) - val(0.5, 1.0 - h)) / (2 * h)
     assert float(d_eta) == pytest.approx(float(fd_eta), rel=1e-5)
     assert float(d_a) == pytest.approx(float(fd_a), rel=1e-5)
     assert abs(float(d_eta)) > 1.0 and abs(float(d_a)) > 0.1
 
 
-def test_user_policy_and_no_control(game, riccati):
+def test_user_policy_gives_the_equilibrium_paths(game, riccati, euler64):
+    # The equilibrium feedback as a general callable (Euler only) reproduces the tabulated
+    # affine policy of the euler64 run: same key, same paths.
     pol = m.FeedbackPolicy(riccati)
-    kw = dict(
-        n_paths_per_scenario=64,
-        n_common=2,
-        n_steps=8,
-        scheme="euler",
-        dtype=jnp.float64,
-        save_times=[1.5],
-    )
-    both = jax.jit(
-        lambda: (
-            m.simulate_paths(game, jax.random.key(1), policy=pol, **kw),
-            m.simulate_paths(game, jax.random.key(1), policy=lambda t, p, ph: pol(t, p, ph), **kw),
-        )
-    )
-    ref, user = both()
-    np.testing.assert_allclose(user.p, ref.p, rtol=1e-12)
-    np.testing.assert_allclose(user.revenue, ref.revenue, rtol=1e-10)
+    user = _run(game, "euler", jnp.float64, n_steps=8, policy=lambda t, p, ph: pol(t, p, ph))
+    np.testing.assert_allclose(user.p, euler64.p, rtol=1e-12)
+    np.testing.assert_allclose(user.revenue, euler64.revenue, rtol=1e-9, atol=1e-9)
+    np.testing.assert_allclose(user.cost, euler64.cost, rtol=1e-9, atol=1e-9)
+    kw = dict(n_paths_per_scenario=4, n_steps=4, save_times=[1.5])
     with pytest.raises(ValueError, match="exponential"):
-        m.simulate_paths(
-            game,
-            jax.random.key(1),
-            policy=lambda t, p, ph: pol(t, p, ph),
-            **{**kw, "scheme": "exponential"},
-        )
+        m.simulate_paths(game, jax.random.key(1), policy=lambda t, p, ph: pol(t, p, ph), **kw)
     with pytest.raises(ValueError, match="scheme"):
-        m.simulate_paths(game, jax.random.key(1), **{**kw, "scheme": "milstein"})
+        m.simulate_paths(game, jax.random.key(1), scheme="milstein", **kw)

@@ -1,20 +1,25 @@
-"""Counter-based grid noise: Poisson counts, sparse jump sizes, invariance, increments."""
+"""Counter-based grid noise: the hash, the compaction, Poisson counts, sparse jump sizes,
+invariance under batching, float32 against float64, increments."""
 
 import math
 
 import jax
+from jax.extend.random import threefry_2x32
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
 from mftg_jax import CompoundPoisson, FixedJumps, GridLevyPath, NormalJumps
-from mftg_jax._noise_paths import jump_slots, poisson_max_count
+from mftg_jax._noise_paths import compact_flags, jump_slots, poisson_max_count, threefry2x32
 
 jax.config.update("jax_enable_x64", True)
 
+P = 20_000  # paths per scenario (2 scenarios) in the statistical checks
+K = 10  # grid steps on [0, 1]
 
-def _path(jumps, n_paths, n_steps=10, tile=None, slots=None, dtype="float64", offset=0):
-    rate_dt = float(jumps.intensity) * 1.0 / n_steps if jumps is not None else 0.0
+
+def _path(jumps, n_paths, tile=None, slots=None, dtype="float64", offset=0):
+    rate_dt = float(jumps.intensity) / K if jumps is not None else 0.0
     return GridLevyPath(
         key=jax.random.key(7),
         t0=jnp.asarray(0.0),
@@ -22,7 +27,7 @@ def _path(jumps, n_paths, n_steps=10, tile=None, slots=None, dtype="float64", of
         scenario=jnp.arange(2, dtype=jnp.uint32)[:, None],
         path=(jnp.arange(n_paths, dtype=jnp.uint32) + offset)[None, :],
         jumps=jumps,
-        n_steps=n_steps,
+        n_steps=K,
         max_count=poisson_max_count(rate_dt),
         tile=tile,
         slots=slots,
@@ -31,15 +36,52 @@ def _path(jumps, n_paths, n_steps=10, tile=None, slots=None, dtype="float64", of
 
 
 @jax.jit
-def _steps(path, steps):
-    return jax.vmap(path.increment)(steps)
+def _steps(path):
+    return jax.vmap(path.increment)(jnp.arange(K))
 
 
-def test_poisson_counts_follow_the_poisson_law():
-    # Unit jumps, intensity 5, dt = 0.1: count = jump increment + nu dt, law Poisson(0.5).
-    path = _path(CompoundPoisson(5.0, FixedJumps(1.0)), 20_000)
-    inc = _steps(path, jnp.arange(5))
-    counts = np.asarray(inc.jumps) + 0.5
+# Unit jumps at intensity 5, dt = 0.1: count = jump increment + nu dt, law Poisson(0.5).
+UNIT = CompoundPoisson(5.0, FixedJumps(1.0))
+# Rare normal jumps, nu dt = 0.02: compacted into slots.
+RARE = CompoundPoisson(0.2, NormalJumps(1.0, 0.5))
+
+
+@pytest.fixture(scope="module")
+def unit64():
+    return jax.device_get(_steps(_path(UNIT, P)))
+
+
+@pytest.fixture(scope="module")
+def rare_sparse():
+    tile = P // 4
+    path = _path(RARE, P, tile=tile, slots=jump_slots(tile, 0.02))
+    assert path.slots < tile // 8  # the sparse branch
+    return jax.device_get(_steps(path))
+
+
+def test_unrolled_threefry_is_jax_threefry():
+    k = jax.random.key_data(jax.random.key(11))
+    x = jax.random.bits(jax.random.key(12), (2, 999), jnp.uint32)
+    ours = jax.jit(threefry2x32)(k[0], k[1], x[0], x[1])
+    ref = threefry_2x32((k[0], k[1]), x.ravel())
+    np.testing.assert_array_equal(np.concatenate([np.asarray(o) for o in ours]), ref)
+
+
+@pytest.mark.parametrize("rate", [0.002, 0.3])
+def test_compaction_finds_the_flags_in_order(rate):
+    flags = np.array(jax.random.uniform(jax.random.key(3), (1000,)) < rate)
+    flags[-1] = True  # a partial last word
+    slots = 40
+    idx, total = jax.jit(compact_flags, static_argnums=1)(jnp.asarray(flags), slots)
+    ref = np.flatnonzero(flags)
+    assert int(total) == ref.size
+    live = min(slots, ref.size)
+    np.testing.assert_array_equal(np.asarray(idx)[:live], ref[:live])
+    assert np.all(np.asarray(idx)[live:] == flags.size)  # empty slots point past the end
+
+
+def test_poisson_counts_follow_the_poisson_law(unit64):
+    counts = np.asarray(unit64.jumps) + 0.5
     assert np.allclose(counts, np.round(counts), atol=1e-9)
     counts = np.round(counts).ravel()
     n = counts.size
@@ -50,62 +92,50 @@ def test_poisson_counts_follow_the_poisson_law():
     assert abs(counts.mean() - 0.5) < 4 * math.sqrt(0.5 / n)
 
 
-def test_sparse_jump_sizes_have_the_compound_poisson_moments():
-    # Rare jumps (nu dt = 0.02) compacted into slots; compensated increments: mean 0,
-    # variance nu dt E[Y^2], third moment nu dt E[Y^3].
-    cp = CompoundPoisson(0.2, NormalJumps(1.0, 0.5))
-    n_paths = 50_000
-    slots = jump_slots(n_paths // 4, 0.02)
-    path = _path(cp, n_paths, tile=n_paths // 4, slots=slots)
-    inc = _steps(path, jnp.arange(10))
-    j = np.asarray(inc.jumps).ravel()
-    assert int(np.sum(inc.overflow)) == 0
-    n = j.size
-    ey2 = 1.0 + 0.25
-    var = 0.02 * ey2
-    assert abs(j.mean()) < 4 * math.sqrt(var / n)
-    m4 = 0.02 * (1 + 6 * 0.25 + 3 * 0.0625) + 3 * var**2
-    assert abs(j.var() - var) < 4 * math.sqrt((m4 - var**2) / n)
-    # Dense draws (no slots) give the same law and, element by element, the same values.
-    dense = _steps(_path(cp, n_paths, slots=None), jnp.arange(10))
-    np.testing.assert_allclose(np.asarray(dense.jumps), np.asarray(inc.jumps), atol=1e-12)
-
-
-def test_brownian_increments_are_normal_with_variance_dt():
-    path = _path(None, 50_000)
-    b = np.asarray(_steps(path, jnp.arange(4)).brownian).ravel()
+def test_brownian_increments_are_normal_with_variance_dt(unit64):
+    b = np.asarray(unit64.brownian).ravel()
     n = b.size
     assert abs(b.mean()) < 4 * math.sqrt(0.1 / n)
     assert abs(b.var() - 0.1) < 4 * 0.1 * math.sqrt(2 / n)
     assert abs(np.mean(b**4) / 0.01 - 3) < 4 * math.sqrt(96 / n)
 
 
-def test_same_key_same_path_whatever_the_batch():
-    cp = CompoundPoisson(3.0, NormalJumps(0.0, 1.0))
-    # Dense jump draws here; the sparse draws equal the dense ones element by element.
-    whole = _steps(_path(cp, 64), jnp.arange(10))
-    part = _steps(_path(cp, 32, offset=16), jnp.arange(10))
-    np.testing.assert_array_equal(np.asarray(whole.brownian)[..., 16:48], part.brownian)
-    np.testing.assert_array_equal(np.asarray(whole.jumps)[..., 16:48], part.jumps)
+def test_sparse_jump_sizes_have_the_compound_poisson_moments(rare_sparse):
+    # Compensated increments: mean 0, variance nu dt E[Y^2].
+    j = np.asarray(rare_sparse.jumps).ravel()
+    assert int(np.sum(rare_sparse.overflow)) == 0
+    n = j.size
+    var = 0.02 * (1.0 + 0.25)
+    assert abs(j.mean()) < 4 * math.sqrt(var / n)
+    m4 = 0.02 * (1 + 6 * 0.25 + 3 * 0.0625) + 3 * var**2
+    assert abs(j.var() - var) < 4 * math.sqrt((m4 - var**2) / n)
 
 
-def test_float32_and_float64_paths_agree_to_float32_precision():
-    b64 = np.asarray(_steps(_path(None, 1000), jnp.arange(3)).brownian)
-    b32 = np.asarray(_steps(_path(None, 1000, dtype="float32"), jnp.arange(3)).brownian)
-    assert b32.dtype == np.float32
-    # float32 keeps the top 23 bits of the same uniform; erfinv in float32 near +-1 is the
-    # largest error.
-    np.testing.assert_allclose(b32, b64, rtol=0, atol=5e-5)
-    assert np.median(np.abs(b32 - b64)) < 1e-6
-
-
-def test_evaluate_sums_the_grid_increments():
-    path = _path(None, 8)
-    inc = _steps(path, jnp.arange(10))
+def test_same_key_same_path_whatever_the_batch_and_the_sparsity(rare_sparse):
+    # 32 paths from global index 16 on, sizes drawn densely: element by element the same
+    # values as the sparse draws of the large batch.
+    part = jax.device_get(_steps(_path(RARE, 32, offset=16)))
+    np.testing.assert_array_equal(rare_sparse.brownian[..., 16:48], part.brownian)
+    np.testing.assert_allclose(rare_sparse.jumps[..., 16:48], part.jumps, rtol=0, atol=1e-15)
+    assert np.any(part.jumps > 0)  # some jumps in the window
+    # evaluate() sums the grid increments.
+    path = _path(RARE, 32, offset=16)
     total = path.evaluate(0.2, 0.5)
-    np.testing.assert_allclose(total.brownian, np.sum(inc.brownian[2:5], 0), atol=1e-12)
-    value = path.evaluate(0.3)
-    np.testing.assert_allclose(value.brownian, np.sum(inc.brownian[:3], 0), atol=1e-12)
+    np.testing.assert_allclose(total.brownian, part.brownian[2:5].sum(0), atol=1e-12)
+    np.testing.assert_allclose(total.jumps, part.jumps[2:5].sum(0), atol=1e-12)
+
+
+def test_float32_and_float64_paths_agree_to_float32_precision(unit64):
+    inc32 = jax.device_get(_steps(_path(UNIT, P, dtype="float32")))
+    assert inc32.brownian.dtype == np.float32
+    # float32 keeps the top 23 bits of the same uniform: the normals differ by the uniform's
+    # resolution 2^-22 times dz/du = sqrt(2 pi) exp(z^2/2) (large only in the far tails) plus
+    # float32 rounding of erfinv. The Poisson counts are the same.
+    z = unit64.brownian / math.sqrt(0.1)
+    bound = math.sqrt(0.1) * (math.sqrt(2 * math.pi) * np.exp(z * z / 2) * 2.0**-22 + 5e-5)
+    np.testing.assert_array_less(np.abs(inc32.brownian - unit64.brownian), bound)
+    assert np.median(np.abs(inc32.brownian - unit64.brownian)) < 1e-6
+    np.testing.assert_allclose(inc32.jumps, unit64.jumps, rtol=0, atol=1e-5)
 
 
 def test_truncation_and_slots_are_bounded_and_checked():
@@ -116,5 +146,10 @@ def test_truncation_and_slots_are_bounded_and_checked():
     assert tail < 2.0**-33 * 1.01
     assert jump_slots(1000, 0.0) == 1
     assert 1 <= jump_slots(1000, 0.002) < 40
+    # Large tiles (the exact Poisson sum would underflow): a Bernstein bound, within a few
+    # standard deviations of the mean and above it.
+    mu = 10**6 * -math.expm1(-0.01)
+    s = jump_slots(10**6, 0.01)
+    assert mu + 7 * math.sqrt(mu) < s < mu + 10 * math.sqrt(mu)
     with pytest.raises(ValueError, match="intensity x dt"):
         poisson_max_count(100.0)
