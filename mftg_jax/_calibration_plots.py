@@ -106,7 +106,9 @@ def plot_calibration(
         os.makedirs(out_dir, exist_ok=True)
         for name, fg in figs.items():
             fg.savefig(os.path.join(out_dir, f"{name}.png"), dpi=110)
-            plt.close(fg)
+    # Closed for pyplot (no implicit display, no accumulation); the figures stay usable.
+    for fg in figs.values():
+        plt.close(fg)
     return figs
 
 

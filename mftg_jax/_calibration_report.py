@@ -12,7 +12,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ._baselines import fit_ar1
-from ._calibrate import calibrate, CalibrationResult, PriceCalibrator
+from ._calibrate import calibrate, CalibrationResult, default_checkpoint, PriceCalibrator
 from ._data import PriceSeries, Split
 from ._kalman import kalman_filter
 
@@ -89,13 +89,14 @@ def calibration_report(
     """
     t0 = time.perf_counter()
     train = split.train
-    ck = None if checkpoint_dir is None else os.path.join(checkpoint_dir, "checkpoint")
-    eq = calibrate(
-        train,
-        calibrator,
-        checkpoint=None if ck is None else ck + "_equilibrium.npz",
-        progress=progress,
-    )
+
+    def ck(cal):
+        # One file per data and settings: concurrent runs do not share checkpoints.
+        if checkpoint_dir is None:
+            return None
+        return os.path.join(checkpoint_dir, os.path.basename(default_checkpoint(train, cal)))
+
+    eq = calibrate(train, calibrator, checkpoint=ck(calibrator), progress=progress)
     mrjd_cal = PriceCalibrator(
         model="mrjd",
         harmonics=calibrator.harmonics,
@@ -110,9 +111,7 @@ def calibration_report(
         warmup_lr=calibrator.warmup_lr,
         precondition=calibrator.precondition,
     )
-    mrjd = calibrate(
-        train, mrjd_cal, checkpoint=None if ck is None else ck + "_mrjd.npz", progress=progress
-    )
+    mrjd = calibrate(train, mrjd_cal, checkpoint=ck(mrjd_cal), progress=progress)
     ar1 = fit_ar1(train.prices)
     report = {
         "data": _data_info(split),

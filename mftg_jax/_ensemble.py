@@ -5,7 +5,7 @@ $$dp = \eta\,(a(t) - \textstyle\sum_j u_j(t, p, \hat p) - p)\,dt + \sigma\,dB + 
   d\hat p = \eta\,(a(t) - \textstyle\sum_j \hat u_j(t, \hat p) - \hat p)\,dt
        + \sigma_o\,dB_o + dJ_o$$
 
-(MODEL.md section 1). All paths of a scenario share the common increments $dB_o, dJ_o$, and
+(docs/model.md). All paths of a scenario share the common increments $dB_o, dJ_o$, and
 $\hat p$ is integrated along them, so the mean of $p$ over a scenario's paths converges to
 that scenario's $\hat p$. The conditional mean control is $\hat u_j = u_j(t, \hat p, \hat p)$,
 exact for every policy affine in $p$ (the equilibrium feedback, no control).
@@ -556,7 +556,7 @@ def run_paths(
     p_s = jnp.concatenate([s[1] for s in saved])
     revenue, cost = yT.revenue, yT.cost
     if cfg.track_revenue:
-        # Trapezoid = left sum + dt/2 (f(T) - f(0)); terminal penalty from MODEL.md.
+        # Trapezoid = left sum + dt/2 (f(T) - f(0)); terminal penalty from docs/model.md.
         dt = (t1 - t0) / K
         r0, c0 = term.running(t0, 0, y0)
         rT, cT = term.running(t1, K, yT)

@@ -6,7 +6,7 @@ $$dp = \eta\,(a(t) - \textstyle\sum_j u_j - p)\,dt + \sigma\,dB + \int\mu\,\tild
 Producer $i$ maximises
 $E[-\tfrac q2 e^{-\lambda_i t_1}(p(t_1)-\hat p(t_1))^2
 + \int_{t_0}^{t_1} e^{-\lambda_i t}(\hat p u_i - c_i u_i - \tfrac{r_i}2 u_i^2
-- \tfrac{\bar r_i}2 \hat u_i^2)\,dt]$ (slides, "Price dynamics"; MODEL.md section 1).
+- \tfrac{\bar r_i}2 \hat u_i^2)\,dt]$ (slides, "Price dynamics"; docs/model.md).
 """
 
 import equinox as eqx

@@ -384,7 +384,7 @@ def zero_coefficients(K: int, n: int, marks: int = 0, common_marks: int = 0) -> 
 
 
 def general_from_price_game(game) -> GeneralGame:
-    r"""The price game of MODEL.md section 1 written as a general game (one regime).
+    r"""The price game of docs/model.md written as a general game (one regime).
 
     $x = p$, $b = \eta a(t) - \eta x - \eta\sum_j u_j$, $\sigma_0 = \sigma$,
     $\sigma_{o0} = \sigma_o$; each compound-Poisson noise becomes one mark of intensity $\nu$

@@ -157,4 +157,4 @@ def kalman_filter(model: LinearPriceModel, y, t, dt: float = 1.0) -> FilterOutpu
     _, (nll, pit, mean, var, jp) = _filter(model, y, t, dt, True, 4)
     eps = jnp.finfo(pit.dtype).eps
     resid = jax.scipy.stats.norm.ppf(jnp.clip(pit, eps, 1 - eps))
-    return FilterOutput(nll, pit, resid, mean, var, jp)
+    return FilterOutput(nll, pit, resid, model.seasonal_mean(t) + mean, var, jp)

@@ -4,7 +4,7 @@ $$\frac{d\hat p}{dt} = \eta\Big(a(t) + \sum_j m_j(t) - \hat p\,(1 + \sum_j k_j(t
   \frac{d(p - \hat p)}{dt} = -\eta\Big(1 - \eta\sum_j \frac{\alpha_j(t)}{r_j}\Big)(p - \hat p)$$
 
 The noise terms are zero-mean and the dynamics linear, so this path is also
-$t \mapsto (E[\hat p(t)], E[p(t) - \hat p(t)])$ (MODEL.md section 1).
+$t \mapsto (E[\hat p(t)], E[p(t) - \hat p(t)])$ (docs/model.md).
 """
 
 import diffrax

@@ -5,7 +5,7 @@ $\tilde\gamma_i(0) = 0$. Read literally, $\alpha$ and $\beta$ are integrated bac
 $t_1$ (they do not involve $\gamma$), then $\gamma$ *forwards* from $\gamma_i(t_0) = 0$ with the
 same vector field, then $\delta$ backwards from $\delta_i(t_1) = 0$. The HJB derivation gives
 $\gamma_i(t_1) = 0$ (the terminal reward has no term linear in $\hat p$), so this candidate
-is not an equilibrium; [`nash_gap`][] measures by how much (MODEL.md section 1). It exists to
+is not an equilibrium; [`nash_gap`][] measures by how much (docs/model.md). It exists to
 reproduce and explain the slides' numbers, not to be used.
 """
 

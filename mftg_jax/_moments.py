@@ -11,7 +11,7 @@ a burn-in) and the data's moments $m(y)$ — mean, variance, autocorrelations at
 tail quantiles — is minimised by optax's L-BFGS on `jax.grad` of the simulation. $W$ is the
 inverse variance of each moment across simulated paths at the starting point. Standard errors
 are the sandwich $(J^\top WJ)^{-1}J^\top W\Omega WJ(J^\top WJ)^{-1}$ with $J = \partial\bar m/
-\partial u$ (pathwise, `jax.jacfwd`) and $\Omega = (1 + 1/R)S$, $S$ the covariance of one
+\partial u$ (pathwise, `jax.jacrev`) and $\Omega = (1 + 1/R)S$, $S$ the covariance of one
 path's moments.
 
 The seasonal terms and jumps are not matched here (a constant intercept, no jumps): Poisson
@@ -173,7 +173,7 @@ def calibrate_moments(
             break
         prev = value
     m_paths = sim(u)
-    J = jax.jacfwd(lambda v: jnp.mean(sim(v), 0))(u)
+    J = jax.jacrev(lambda v: jnp.mean(sim(v), 0))(u)
     S = jnp.cov(m_paths.T)
     W = jnp.diag(weights)
     Om = (1 + 1 / n_paths) * S

@@ -4,7 +4,7 @@ $$u_i^*(t, p, \hat p) = -\frac{\eta\alpha_i(t)}{r_i}(p-\hat p)
    + \frac{\hat p\,(1-\eta\beta_i(t)) - (c_i+\eta\gamma_i(t))}{r_i+\bar r_i},
    \qquad \hat u_i^* = k_i\hat p - m_i$$
 
-(slides, "Equilibrium output"; MODEL.md section 1.)
+(slides, "Equilibrium output"; docs/model.md.)
 """
 
 import equinox as eqx

@@ -1,6 +1,6 @@
 r"""The equilibrium price of the price game as a two-factor linear state-space model.
 
-With stationary Riccati values (horizon long against $1/\eta$, MODEL.md section 1) the
+With stationary Riccati values (horizon long against $1/\eta$, docs/model.md) the
 equilibrium price is $p = \hat p + (p - \hat p)$ with
 
 $$d\hat p = \eta\{a(t) + M(t) - (1+K)\hat p\}\,dt + \sigma_o\,dB_o + dJ_o, \qquad

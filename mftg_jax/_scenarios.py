@@ -1,4 +1,4 @@
-"""The slides' simulation scenarios as ready-made games (MODEL.md section 2).
+"""The slides' simulation scenarios as ready-made games (docs/model.md).
 
 - Scenario 2: deterministic with control, $t_1 = 1.5$, $p_0 = \\hat p_0 = 50$,
   $c = (1, 5, 10)$, $\\lambda_i = 0.1$, $\\eta = 0.5$, $a = 1$, $r_i = \\bar r_i = (1, 2, 3)$,

@@ -11,7 +11,7 @@ $M = \sum_j m_j$ solved in closed form. The stationary alpha is $0$.
 $$\bar p = \frac{a + \sum_j m_j}{1 + \sum_j k_j}, \qquad
   p^C = \frac{a + \sum_j c_j/(1+R_j)}{1 + \sum_j 1/(1+R_j)}$$
 
-(slides, "Interior static vs stationary feedback equilibrium price"; MODEL.md section 1.)
+(slides, "Interior static vs stationary feedback equilibrium price"; docs/model.md.)
 For a seasonal intercept, $a$ is its mean level.
 """
 

@@ -1,5 +1,4 @@
 import jax
 
-
 # Numerics are checked to 1e-6 and tighter: tests run in float64.
 jax.config.update("jax_enable_x64", True)

@@ -1,6 +1,6 @@
-"""An independent NumPy/SciPy reference for Scenario 2 (MODEL.md sections 1-2).
+"""An independent NumPy/SciPy reference for Scenario 2 (docs/model.md).
 
-Written from the equations of MODEL.md, sharing no code with the package: the Riccati system
+Written from the equations of docs/model.md, sharing no code with the package: the Riccati system
 backwards with DOP853, the conditional price forwards, the running costs along it.
 """
 

@@ -50,18 +50,18 @@ def _truth_u(param: Parametrisation) -> jnp.ndarray:
 
 def _series(y) -> PriceSeries:
     t0 = np.datetime64("2020-01-06T00:00:00", "s")
-    times = t0 + np.arange(T) * np.timedelta64(3600, "s")
+    times = t0 + np.arange(len(y)) * np.timedelta64(3600, "s")
     return PriceSeries(times=times, prices=np.asarray(y), step=np.timedelta64(3600, "s"))
 
 
-def _synthetic(seed: int) -> PriceSeries:
+def _synthetic(seed: int, n: int = T) -> PriceSeries:
     # The truth is set through the parametrisation itself (identified coordinates -> game ->
     # stationary Riccati values -> reduced form), then sampled exactly.
     ref = Parametrisation(
         model="equilibrium", harmonics=(1, 7), jumps="common", mean=0.0, scale=1.0
     )
     model = ref.price_model(_truth_u(ref))
-    y = sample_prices(model, jax.random.key(seed), jnp.arange(T, dtype=float))
+    y = sample_prices(model, jax.random.key(seed), jnp.arange(n, dtype=float))
     return _series(y)
 
 
@@ -180,3 +180,100 @@ def test_nord_pool_beats_ar1():
     rep, _ = calibration_report(sp)
     assert rep["converged"]
     assert rep["nll_test_per_obs"] < rep["baseline_nll_test_per_obs"]
+
+
+def test_price_moments_against_numpy():
+    from mftg_jax._moments import LAGS, price_moments, QUANTILES
+
+    y = np.random.default_rng(4).standard_t(4, size=(3, 500)).cumsum(-1) * 0.1
+    got = np.asarray(price_moments(jnp.asarray(y)))
+    for row, yy in zip(got, y):
+        d = yy - yy.mean()
+        want = [yy.mean(), d.var()]
+        want += [np.mean(d[lag:] * d[:-lag]) / d.var() for lag in LAGS]
+        want += list(np.quantile(yy, QUANTILES))
+        np.testing.assert_allclose(row, want, rtol=1e-12)
+
+
+@pytest.mark.slow
+def test_moments_and_likelihood_routes_agree():
+    from mftg_jax._moments import calibrate_moments
+
+    ref = Parametrisation(model="equilibrium", harmonics=(), jumps="none", mean=0.0, scale=1.0)
+    u = jnp.asarray([np.log(0.02), np.log(0.02 * 9), 40.0, np.log(3.0), np.log(1.0)])
+    y = sample_prices(ref.price_model(u), jax.random.key(5), jnp.arange(T, dtype=float))
+    s = _series(y)
+    a = calibrate(s, PriceCalibrator(harmonics=0, jumps="none"))
+    b = calibrate_moments(s, n_paths=32, burn_in=300)
+    assert a.converged and b.converged
+    ea, sa, eb, sb = a.identified(), a.stderr(), b.identified(), b.stderr()
+    for k in ("eta", "K", "level", "sigma_o", "sigma"):
+        z = abs(float(ea[k]) - float(eb[k])) / np.hypot(float(sa[k]), float(sb[k]))
+        assert z < 2.0, (k, float(ea[k]), float(eb[k]), z)
+
+
+def test_cli_json_and_out(fits, tmp_path, capsys):
+    # Training on T hours (as the recovery fits, whose compiled programs are reused), then a
+    # test week.
+    import json
+
+    from mftg_jax._config import load_game
+    from mftg_jax.cli import main
+
+    s = _synthetic(7, T + 168)
+    path = tmp_path / "prices.csv"
+    rows = "".join(f"{str(t).replace('T', ' ')},{float(p)!r}\n" for t, p in zip(s.times, s.prices))
+    path.write_text("timestamp,price\n" + rows)
+    out = tmp_path / "out"
+    argv = [
+        "calibrate",
+        str(path),
+        "--harmonics",
+        "1",
+        "--max-iter",
+        "200",
+        "--json",
+        "--quiet",
+        "--train-end",
+        str(s.times[T - 1]),
+        "--test-start",
+        str(s.times[T]),
+        "--out",
+        str(out),
+    ]
+    assert main(argv) == 0
+    rep = json.loads(capsys.readouterr().out)
+    for k in (
+        "params",
+        "stderr",
+        "nll_train_per_obs",
+        "nll_test_per_obs",
+        "baseline_nll_test_per_obs",
+        "mrjd_nll_test_per_obs",
+        "converged",
+        "iterations",
+        "seconds",
+        "implied",
+    ):
+        assert k in rep, k
+    for k in (
+        "stationary_price",
+        "mean_reversion_common",
+        "mean_reversion_idio",
+        "jump_intensity",
+        "stationary_variance",
+    ):
+        assert np.isfinite(rep["implied"][k]), k
+    assert rep["nll_test_per_obs"] < rep["baseline_nll_test_per_obs"]
+    game = load_game(out / "game.toml")
+    from mftg_jax import stationary_price
+
+    assert np.isclose(float(stationary_price(game)), rep["params"]["level"], rtol=1e-9)
+    assert {p.name for p in out.iterdir()} >= {
+        "game.toml",
+        "report.json",
+        "seasonal.png",
+        "residuals.png",
+        "distribution.png",
+    }
+    assert main(["calibrate", str(tmp_path / "missing.csv")]) == 2

@@ -66,7 +66,7 @@ def _variance_rates(game):
 
 @pytest.fixture(scope="module")
 def ode_moments(game, coef_table):
-    """[E x, Var x, E phat, Var phat](t1), x = p - phat, from the moment ODEs (MODEL.md)."""
+    """[E x, Var x, E phat, Var phat](t1), x = p - phat, from the moment ODEs (docs/model.md)."""
     sig, sig_o = _variance_rates(game)
     ts = _ODE_TS
     kx, kh, b = _coefficients(coef_table, ts)

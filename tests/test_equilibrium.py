@@ -40,7 +40,7 @@ def _noisy_game(p0=40.0, phat0=36.0):
 
 
 def test_slides_euler_price(scenario2):
-    # MODEL.md: deterministic p(1.5) = 14.1301 with Euler and 1500 steps.
+    # docs/model.md: deterministic p(1.5) = 14.1301 with Euler and 1500 steps.
     _, sol, exact = scenario2
     euler = mj.solve_mean_path(sol, solver=diffrax.Euler(), dt0=1.5 / 1500)
     assert_rel(euler.price(1.5), 14.1301, rtol=0, atol=5e-5, what="Euler p(1.5)")
@@ -125,7 +125,7 @@ def test_stationary_values_against_long_horizon():
 
 
 def test_cournot_price_closed_form():
-    # Scenario 2: MODEL.md's 2.24432; also the first-order conditions of the one-shot game.
+    # Scenario 2: docs/model.md's 2.24432; also the first-order conditions of the one-shot game.
     game = mj.scenario_game(2)
     pc = float(mj.cournot_price(game))
     assert_rel(pc, 2.24432, rtol=0, atol=5e-6)

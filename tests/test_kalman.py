@@ -12,6 +12,7 @@ from scipy.stats import multivariate_normal, norm
 from mftg_jax import (
     DemandIntercept,
     game_from_identified,
+    kalman_filter,
     LinearPriceModel,
     Market,
     negative_log_likelihood,
@@ -60,8 +61,15 @@ def test_gaussian_filter_is_the_exact_likelihood():
     y = 40 + np.random.default_rng(0).normal(size=T) * 5
     got = negative_log_likelihood(m, jnp.asarray(y), t, 2.0)
     mean = np.asarray(m.seasonal_mean(t))
-    want = -multivariate_normal(mean, _cov(m, T, 2.0)).logpdf(y)
+    C = _cov(m, T, 2.0)
+    want = -multivariate_normal(mean, C).logpdf(y)
     assert_rel(got, want, 1e-10, what="Kalman vs brute-force Gaussian NLL")
+    # One-step predictive mean and variance: the Gaussian conditional law of y_k given y_<k.
+    out = kalman_filter(m, jnp.asarray(y), t, 2.0)
+    for k in (1, 7, T - 1):
+        w = np.linalg.solve(C[:k, :k], C[:k, k])
+        assert_rel(out.mean[k], mean[k] + w @ (y[:k] - mean[:k]), 1e-9, what="predictive mean")
+        assert_rel(out.variance[k], C[k, k] - w @ C[:k, k], 1e-9, what="predictive variance")
 
 
 def test_one_step_mixture_is_exact():

@@ -57,3 +57,15 @@ def test_notebooks_full_sizes(tmp_path, monkeypatch):
     books, results = _execute_all(tmp_path)
     for name in NAMES:
         _check(books, results, name)
+
+
+@pytest.mark.slow
+def test_calibration_notebook(tmp_path):
+    # Reads the Nord Pool prices from MFTG_DATA_DIR; about 90 s at its small sizes.
+    nb = nbformat.read(NOTEBOOKS / "calibration.ipynb", as_version=4)
+    NotebookClient(
+        nb, timeout=1200, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}
+    ).execute()
+    outputs = [o for cell in nb.cells if cell.cell_type == "code" for o in cell.outputs]
+    assert not [o for o in outputs if o.output_type == "error"]
+    assert [o for o in outputs if "image/png" in o.get("data", {})]

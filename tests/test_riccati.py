@@ -23,7 +23,7 @@ def scenario2():
 
 
 def test_reference_values(scenario2):
-    # MODEL.md section 1, independent SciPy DOP853 at rtol 1e-10, printed to 6 decimals.
+    # docs/model.md, independent SciPy DOP853 at rtol 1e-10, printed to 6 decimals.
     _, sol = scenario2
     v = sol.evaluate(0.0)
     for got, ref, name in zip(v, (ALPHA0, BETA0, GAMMA0, DELTA0), "abgd"):
@@ -75,7 +75,7 @@ def test_symmetric_closed_form(n):
 
 def test_gamma_delta_against_scipy():
     # gamma and delta (with a seasonal intercept, noise and jumps) by an independent SciPy
-    # integration of the same system, written out here from MODEL.md.
+    # integration of the same system, written out here from docs/model.md.
     from scipy.integrate import solve_ivp
 
     c = np.array([1.0, 3.0, 6.0])

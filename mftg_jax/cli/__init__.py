@@ -7,12 +7,11 @@ import sys
 # Sub-command modules of this package, in the order `mftg --help` lists them.
 _COMMANDS = (
     "solve",
-    # -- more commands --
+    "simulate",
+    "scenario",
+    "calibrate",
     "certify",
     "solve_general",
-    "calibrate",
-    "scenario",
-    "simulate",
 )
 
 
