@@ -33,7 +33,6 @@ from typing import Any
 
 import diffrax
 import equinox as eqx
-from equinox.internal import ω
 import jax
 import jax.numpy as jnp
 from jaxtyping import Array, PRNGKeyArray
@@ -312,7 +311,7 @@ class _GridStep(diffrax.AbstractSolver):
         # diffeqsolve wraps the term (integration direction); the step needs ours.
         term = getattr(terms, "term", terms)
         if self.scheme == "euler":
-            y1 = (y0**ω + term.vf_prod(t0, y0, args, term.contr(t0, t1)) ** ω).ω
+            y1 = jax.tree.map(jnp.add, y0, term.vf_prod(t0, y0, args, term.contr(t0, t1)))
         else:
             y1 = term.exponential_step(t0, t1, y0)
         return y1, None, dict(y1=y1), None, diffrax.RESULTS.successful
