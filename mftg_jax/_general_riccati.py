@@ -57,8 +57,7 @@ from jaxtyping import Array, ArrayLike, Float
 import numpy as np
 
 from ._general_game import Affine, Coefficients, GeneralGame
-from ._riccati import RiccatiExplosionError
-from ._validation import is_concrete
+from ._riccati import checked_solution
 
 
 class GeneralRiccatiValues(NamedTuple):
@@ -284,11 +283,6 @@ def _solve(game, solver, controller, adjoint, max_steps):
     )
 
 
-def _ok(sol: diffrax.Solution) -> Array:
-    finite = jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(sol.ys)]))
-    return (sol.result == diffrax.RESULTS.successful) & finite
-
-
 def solve_general(
     game: GeneralGame,
     *,
@@ -322,18 +316,12 @@ def solve_general(
     """
     if stepsize_controller is None:
         stepsize_controller = diffrax.PIDController(rtol=rtol, atol=atol)
-    sol = _solve(game, solver, stepsize_controller, adjoint, max_steps)
-    ok = _ok(sol)
-    if is_concrete(ok):
-        if not bool(jnp.all(ok)):
-            raise RiccatiExplosionError(_explain(game, sol))
-    else:
-        sol = eqx.error_if(
-            sol,
-            ~ok,
-            "general Riccati solution fails on the horizon (blow-up, singular gain system or "
-            "loss of convexity); call solve_general outside jit/vmap for a diagnosis",
-        )
+    sol = checked_solution(
+        _solve(game, solver, stepsize_controller, adjoint, max_steps),
+        lambda sol: _explain(game, sol),
+        "general Riccati solution fails on the horizon (blow-up, singular gain system or "
+        "loss of convexity); call solve_general outside jit/vmap for a diagnosis",
+    )
     return GeneralRiccatiSolution(game, sol)
 
 

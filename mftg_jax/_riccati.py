@@ -18,6 +18,7 @@ $\gamma_i(t_1) = 0$ and they drop the common-jump variance in $\delta_i$.)
 """
 
 import abc
+from collections.abc import Callable
 from typing import NamedTuple
 
 import diffrax
@@ -162,6 +163,22 @@ def _ok(sol: diffrax.Solution) -> Array:
     return (sol.result == diffrax.RESULTS.successful) & finite
 
 
+def checked_solution(
+    sol: diffrax.Solution, explain: Callable[[diffrax.Solution], str], traced_message: str
+) -> diffrax.Solution:
+    """Raise [`RiccatiExplosionError`][] when a backward solve failed or left non-finite values.
+
+    With concrete values the message is `explain(sol)`; under `jit`/`vmap` (traced values)
+    an equinox runtime error with `traced_message` is attached to the solution instead.
+    """
+    ok = _ok(sol)
+    if is_concrete(ok):
+        if not bool(jnp.all(ok)):
+            raise RiccatiExplosionError(explain(sol))
+        return sol
+    return eqx.error_if(sol, ~ok, traced_message)
+
+
 def solve_riccati(
     game: PriceGame,
     *,
@@ -198,18 +215,12 @@ def solve_riccati(
     """
     if stepsize_controller is None:
         stepsize_controller = diffrax.PIDController(rtol=rtol, atol=atol)
-    sol = _solve_jit(game, solver, stepsize_controller, adjoint, max_steps)
-    ok = _ok(sol)
-    if is_concrete(ok):
-        if not bool(jnp.all(ok)):
-            raise RiccatiExplosionError(_explain_explosion(game, sol))
-    else:
-        sol = eqx.error_if(
-            sol,
-            ~ok,
-            "Riccati solution explodes on the horizon (finite-time blow-up); call "
-            "solve_riccati outside jit/vmap for a diagnosis",
-        )
+    sol = checked_solution(
+        _solve_jit(game, solver, stepsize_controller, adjoint, max_steps),
+        lambda sol: _explain_explosion(game, sol),
+        "Riccati solution explodes on the horizon (finite-time blow-up); call "
+        "solve_riccati outside jit/vmap for a diagnosis",
+    )
     return RiccatiSolution(game, sol)
 
 
