@@ -48,7 +48,7 @@ def build_game(eta, a, c, r, rbar):
     )
 
 
-def scipy_solve(eta, a, c, r, rbar, lam, var, var_o, q, t1):
+def scipy_solve(eta, a, c, r, rbar, lam, var, var_o, q, t1, dense=True):
     R = r + rbar
 
     def rhs(t, y):
@@ -78,7 +78,7 @@ def scipy_solve(eta, a, c, r, rbar, lam, var, var_o, q, t1):
 
     n = c.shape[0]
     y1 = np.concatenate([-q * np.ones(n), np.zeros(3 * n)])
-    return solve_ivp(rhs, (t1, 0.0), y1, method="RK45", rtol=RTOL, atol=ATOL, dense_output=True)
+    return solve_ivp(rhs, (t1, 0.0), y1, method="RK45", rtol=RTOL, atol=ATOL, dense_output=dense)
 
 
 def main():
@@ -110,27 +110,53 @@ def main():
     at0 = jax.vmap(lambda s: s.evaluate(0.0))(sol)
     steps = np.asarray(sol.solution.stats["num_steps"])
 
+    # Values at t0 only (no dense output), the same games.
+    at_t0 = jax.jit(
+        jax.vmap(
+            lambda p: mj.riccati_at(
+                build_game(**p), jnp.zeros(1), rtol=RTOL, atol=ATOL, max_steps=args.max_steps
+            )
+        )
+    )
+    t = time.perf_counter()
+    compiled_t0 = at_t0.lower(games).compile()
+    compile_t0_s = time.perf_counter() - t
+    runs = []
+    for _ in range(3):
+        t = time.perf_counter()
+        vals = compiled_t0(games)
+        jax.block_until_ready(vals)
+        runs.append(time.perf_counter() - t)
+    jax_t0_s = min(runs)
+    same = max(float(jnp.max(jnp.abs(x[:, 0] - y))) for x, y in zip(vals, at0))
+
     # SciPy, one by one, on the first games of the same batch; also checks agreement.
     g = jax.tree.map(np.asarray, games)
-    t = time.perf_counter()
-    max_err = 0.0
-    for b in range(args.scipy_games):
-        out = scipy_solve(
-            float(g["eta"][b]),
-            float(g["a"][b]),
-            g["c"][b],
-            g["r"][b],
-            g["rbar"][b],
-            np.full(3, 0.1),
-            1.0,
-            0.25,
-            1.0,
-            1.5,
-        )
-        ref = out.y[:, -1]
-        got = np.concatenate([np.asarray(x[b]) for x in at0])
-        max_err = max(max_err, float(np.max(np.abs(got - ref) / (1e-8 + np.abs(ref)))))
-    scipy_s = (time.perf_counter() - t) / args.scipy_games
+
+    def scipy_run(dense):
+        t = time.perf_counter()
+        max_err = 0.0
+        for b in range(args.scipy_games):
+            out = scipy_solve(
+                float(g["eta"][b]),
+                float(g["a"][b]),
+                g["c"][b],
+                g["r"][b],
+                g["rbar"][b],
+                np.full(3, 0.1),
+                1.0,
+                0.25,
+                1.0,
+                1.5,
+                dense=dense,
+            )
+            ref = out.y[:, -1]
+            got = np.concatenate([np.asarray(x[b]) for x in at0])
+            max_err = max(max_err, float(np.max(np.abs(got - ref) / (1e-8 + np.abs(ref)))))
+        return (time.perf_counter() - t) / args.scipy_games, max_err
+
+    scipy_s, max_err = scipy_run(True)
+    scipy_t0_s, _ = scipy_run(False)
 
     # Many producers: c in [0, 10], r and rbar in [1, 3], eta = 0.5, horizon 1. The system is
     # stiff for large n (beta relaxes at rate ~ 2 eta sum_j k_j), which sets the step count of an
@@ -170,6 +196,11 @@ def main():
         "jax_per_solve_us": per_solve_jax * 1e6,
         "scipy_per_solve_us": scipy_s * 1e6,
         "speed_ratio_vs_scipy": scipy_s / per_solve_jax,
+        "t0_only_compile_s": compile_t0_s,
+        "t0_only_jax_per_solve_us": jax_t0_s / args.games * 1e6,
+        "t0_only_scipy_per_solve_us": scipy_t0_s * 1e6,
+        "t0_only_speed_ratio_vs_scipy": scipy_t0_s / (jax_t0_s / args.games),
+        "t0_only_max_abs_diff_vs_dense": same,
         "max_rel_diff_vs_scipy": max_err,
         "steps_median": float(np.median(steps)),
         "steps_max": int(steps.max()),
@@ -190,6 +221,15 @@ def main():
     print(f"  scipy solve_ivp (RK45)  {scipy_s * 1e6:8.1f} us per solve ({args.scipy_games} games)")
     print(f"  speed ratio             {result['speed_ratio_vs_scipy']:8.1f} x")
     print(f"  max rel. difference     {max_err:8.2e}")
+    print("values at t0 only (riccati_at, no dense output; SciPy without dense_output):")
+    print(f"  compile                 {compile_t0_s:8.2f} s")
+    print(
+        f"  jax vmapped batch       {jax_t0_s:8.3f} s  "
+        f"({result['t0_only_jax_per_solve_us']:.1f} us per solve)"
+    )
+    print(f"  scipy solve_ivp (RK45)  {scipy_t0_s * 1e6:8.1f} us per solve")
+    print(f"  speed ratio             {result['t0_only_speed_ratio_vs_scipy']:8.1f} x")
+    print(f"  max |difference| to the dense solve {same:.1e}")
     print(f"  steps per game          median {np.median(steps):.0f}, max {steps.max()}")
     for n, (comp, run, st) in big.items():
         print(f"  n = {n:>6} producers: compile {comp:.2f} s, solve {run:.2f} s, {st} steps")

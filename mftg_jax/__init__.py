@@ -108,6 +108,7 @@ from ._price_model import (
 )
 from ._riccati import (
     AbstractRiccatiSolution as AbstractRiccatiSolution,
+    riccati_at as riccati_at,
     RiccatiExplosionError as RiccatiExplosionError,
     RiccatiSolution as RiccatiSolution,
     RiccatiValues as RiccatiValues,

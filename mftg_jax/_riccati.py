@@ -136,7 +136,7 @@ class RiccatiSolution(AbstractRiccatiSolution):
         return self.solution.stats
 
 
-def _solve(game, solver, controller, adjoint, max_steps):
+def _solve(game, solver, controller, adjoint, max_steps, saveat):
     mk = game.market
     # Backwards from t1 to t0: diffrax integrates in reverse time when t1 < t0.
     return diffrax.diffeqsolve(
@@ -147,7 +147,7 @@ def _solve(game, solver, controller, adjoint, max_steps):
         dt0=None,
         y0=terminal_values(game),
         args=game,
-        saveat=diffrax.SaveAt(t1=True, dense=True),
+        saveat=saveat,
         stepsize_controller=controller,
         adjoint=adjoint,
         max_steps=max_steps,
@@ -216,12 +216,69 @@ def solve_riccati(
     if stepsize_controller is None:
         stepsize_controller = diffrax.PIDController(rtol=rtol, atol=atol)
     sol = checked_solution(
-        _solve_jit(game, solver, stepsize_controller, adjoint, max_steps),
+        _solve_jit(
+            game,
+            solver,
+            stepsize_controller,
+            adjoint,
+            max_steps,
+            diffrax.SaveAt(t1=True, dense=True),
+        ),
         lambda sol: _explain_explosion(game, sol),
         "Riccati solution explodes on the horizon (finite-time blow-up); call "
         "solve_riccati outside jit/vmap for a diagnosis",
     )
     return RiccatiSolution(game, sol)
+
+
+def riccati_at(
+    game: PriceGame,
+    ts: ArrayLike,
+    *,
+    solver: diffrax.AbstractSolver = diffrax.Tsit5(),
+    rtol: float = 1e-8,
+    atol: float = 1e-8,
+    stepsize_controller: diffrax.AbstractStepSizeController | None = None,
+    adjoint: diffrax.AbstractAdjoint = diffrax.RecursiveCheckpointAdjoint(),
+    max_steps: int = 4096,
+) -> RiccatiValues:
+    r"""The Riccati coefficients at the times `ts` only, without dense output.
+
+    The same backward solve as [`solve_riccati`][], saving only at `ts`: no per-step
+    interpolation coefficients are kept, which makes large batches of games (`jax.vmap`)
+    and games of many producers much cheaper when only a few times are needed (e.g.
+    $t_0$ for the revenues).
+
+    **Arguments:**
+
+    - `game`: a [`PriceGame`][].
+    - `ts`: times in $[t_0, t_1]$, in decreasing order (the direction of integration).
+    - the others as in [`solve_riccati`][].
+
+    **Returns:** [`RiccatiValues`][] whose arrays have shape `(len(ts), n)`.
+
+    **Raises:** [`RiccatiExplosionError`][] as [`solve_riccati`][] does.
+    """
+    if stepsize_controller is None:
+        stepsize_controller = diffrax.PIDController(rtol=rtol, atol=atol)
+    ts = jnp.asarray(ts, dtype=game.market.t0.dtype)
+    kwargs = dict(solver=solver, stepsize_controller=stepsize_controller, adjoint=adjoint)
+
+    def explain(_):
+        # The dense solve names the time, coefficient and producer that diverge.
+        try:
+            solve_riccati(game, max_steps=max_steps, **kwargs)
+        except RiccatiExplosionError as e:
+            return str(e)
+        return "Riccati solve failed at the requested times (max_steps too small?)"
+
+    sol = checked_solution(
+        _solve_jit(game, solver, stepsize_controller, adjoint, max_steps, diffrax.SaveAt(ts=ts)),
+        explain,
+        "Riccati solution explodes on the horizon (finite-time blow-up); call riccati_at "
+        "outside jit/vmap for a diagnosis",
+    )
+    return sol.ys
 
 
 def _explain_explosion(game: PriceGame, sol: diffrax.Solution) -> str:

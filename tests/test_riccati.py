@@ -224,3 +224,22 @@ def test_many_producers_solve(n):
     # With many producers each one's k_j is small and the alpha's feel -2 eta^2 alpha S(alpha/r)
     # strongly; the backward flow keeps alpha in (-q, 0].
     assert bool(jnp.all((v.alpha < 0) & (v.alpha > -1.0)))
+
+
+def test_values_at_times_equal_dense_solution(scenario2):
+    game, sol = scenario2
+    ts = jnp.array([1.5, 1.0, 0.3, 0.0])
+    at = mj.riccati_at(game, ts)
+    dense = jax.vmap(sol.evaluate)(ts)
+    for x, y in zip(at, dense):
+        assert x.shape == (4, 3)
+        assert_rel(x, y, rtol=1e-12, atol=1e-14)
+
+
+def test_values_at_times_report_explosion():
+    game = mj.PriceGame(
+        mj.Market(eta=2.0, a=1.0, q=-5.0, t0=0.0, t1=3.0, p0=1.0),
+        mj.Producers(c=[1.0, 1.0], r=[0.5, 1.0], rbar=[1.0, 1.0], lam=[0.0, 0.0]),
+    )
+    with pytest.raises(mj.RiccatiExplosionError, match=r"explodes at t = .*alpha"):
+        mj.riccati_at(game, [0.0])
