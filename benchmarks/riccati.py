@@ -81,6 +81,20 @@ def scipy_solve(eta, a, c, r, rbar, lam, var, var_o, q, t1, dense=True):
     return solve_ivp(rhs, (t1, 0.0), y1, method="RK45", rtol=RTOL, atol=ATOL, dense_output=dense)
 
 
+def compile_and_time(jitted, *args, repeats=3):
+    """Compile time, best run time over `repeats` runs, and the output of a jitted function."""
+    t = time.perf_counter()
+    compiled = jitted.lower(*args).compile()
+    compile_s = time.perf_counter() - t
+    best = float("inf")
+    for _ in range(repeats):
+        t = time.perf_counter()
+        out = compiled(*args)
+        jax.block_until_ready(out)
+        best = min(best, time.perf_counter() - t)
+    return compile_s, best, out
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--games", type=int, default=10_000)
@@ -97,16 +111,7 @@ def main():
             )
         )
     )
-    t = time.perf_counter()
-    compiled = solve.lower(games).compile()
-    compile_s = time.perf_counter() - t
-    runs = []
-    for _ in range(3):
-        t = time.perf_counter()
-        sol = compiled(games)
-        jax.block_until_ready(sol)
-        runs.append(time.perf_counter() - t)
-    jax_s = min(runs)
+    compile_s, jax_s, sol = compile_and_time(solve, games)
     at0 = jax.vmap(lambda s: s.evaluate(0.0))(sol)
     steps = np.asarray(sol.solution.stats["num_steps"])
 
@@ -118,16 +123,7 @@ def main():
             )
         )
     )
-    t = time.perf_counter()
-    compiled_t0 = at_t0.lower(games).compile()
-    compile_t0_s = time.perf_counter() - t
-    runs = []
-    for _ in range(3):
-        t = time.perf_counter()
-        vals = compiled_t0(games)
-        jax.block_until_ready(vals)
-        runs.append(time.perf_counter() - t)
-    jax_t0_s = min(runs)
+    compile_t0_s, jax_t0_s, vals = compile_and_time(at_t0, games)
     same = max(float(jnp.max(jnp.abs(x[:, 0] - y))) for x, y in zip(vals, at0))
 
     # SciPy, one by one, on the first games of the same batch; also checks agreement.
@@ -174,13 +170,8 @@ def main():
             ),
         )
         f = jax.jit(lambda g: mj.solve_riccati(g, rtol=RTOL, atol=ATOL, max_steps=1024))
-        t = time.perf_counter()
-        c = f.lower(game).compile()
-        comp = time.perf_counter() - t
-        t = time.perf_counter()
-        s = c(game)
-        jax.block_until_ready(s)
-        big[n] = (comp, time.perf_counter() - t, int(s.solution.stats["num_steps"]))
+        comp, run, s = compile_and_time(f, game, repeats=1)
+        big[n] = (comp, run, int(s.solution.stats["num_steps"]))
 
     per_solve_jax = jax_s / args.games
     result = {
