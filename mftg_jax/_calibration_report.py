@@ -5,6 +5,7 @@ ahead; the test period is filtered with the parameters fitted on the training pe
 continuing from the training data when the two periods are contiguous.
 """
 
+import dataclasses
 import os
 import time
 
@@ -15,6 +16,7 @@ from ._baselines import fit_ar1
 from ._calibrate import calibrate, CalibrationResult, default_checkpoint, PriceCalibrator
 from ._data import PriceSeries, Split
 from ._kalman import kalman_filter
+from ._price_model import StructuralDefaults
 
 IDENTIFIED = (
     "eta (= idiosyncratic mean-reversion rate kappa_i, per hour)",
@@ -97,19 +99,12 @@ def calibration_report(
         return os.path.join(checkpoint_dir, os.path.basename(default_checkpoint(train, cal)))
 
     eq = calibrate(train, calibrator, checkpoint=ck(calibrator), progress=progress)
-    mrjd_cal = PriceCalibrator(
+    # The same optimiser settings; the reduced-form model has no structural defaults.
+    mrjd_cal = dataclasses.replace(
+        calibrator,
         model="mrjd",
-        harmonics=calibrator.harmonics,
         jumps="none" if calibrator.jumps == "none" else "common",
-        max_iter=calibrator.max_iter,
-        gtol=calibrator.gtol,
-        ftol=calibrator.ftol,
-        patience=calibrator.patience,
-        starts=calibrator.starts,
-        seed=calibrator.seed,
-        warmup=calibrator.warmup,
-        warmup_lr=calibrator.warmup_lr,
-        precondition=calibrator.precondition,
+        defaults=StructuralDefaults(),
     )
     mrjd = calibrate(train, mrjd_cal, checkpoint=ck(mrjd_cal), progress=progress)
     ar1 = fit_ar1(train.prices)
