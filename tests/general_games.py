@@ -4,7 +4,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 
-from mftg_jax._general_game import GeneralGame, TerminalCost, zero_coefficients
+from mftg_jax.lq import LQGame, TerminalCost, zero_coefficients
 
 
 def random_general_game(
@@ -15,7 +15,7 @@ def random_general_game(
     common_marks: int = 1,
     control_noise: float = 0.3,
     t1: float = 1.0,
-) -> GeneralGame:
+) -> LQGame:
     """A random game: every coefficient family non-zero, convex costs, regimes that differ.
 
     Costs: q, qbar, r, rbar drawn so that the running cost is convex in (x, u) and in
@@ -70,7 +70,7 @@ def random_general_game(
     Q = rates - jnp.diag(rates.sum(1))
     qT = U((K, n), 0.0, 1.0)
     terminal = TerminalCost(qT, U((K, n), 0.0, 0.5) * qT, U((K, n), -1, 1), U((K, n), -0.5, 0.5))
-    return GeneralGame(
+    return LQGame(
         coefficients=co,
         terminal=terminal,
         generator=Q,
@@ -82,12 +82,12 @@ def random_general_game(
     )
 
 
-def with_generator(game: GeneralGame, Q) -> GeneralGame:
+def with_generator(game: LQGame, Q) -> LQGame:
     """The same game with another regime generator."""
     return eqx.tree_at(lambda g: g.generator, game, jnp.asarray(Q, dtype=float))
 
 
-def duplicate_regimes(game: GeneralGame, K: int, Q) -> GeneralGame:
+def duplicate_regimes(game: LQGame, K: int, Q) -> LQGame:
     """A one-regime game copied into `K` identical regimes with generator `Q`."""
     copy = lambda x: jnp.repeat(x, K, axis=0)  # noqa: E731
     return eqx.tree_at(

@@ -6,9 +6,8 @@ import math
 
 import numpy as np
 
-from .._config import load_game
-from .._game import PriceGame
-from .._scenarios import scenario_game
+from ..price import load_game, PriceGame
+from ..slides import scenario_game
 from . import UsageError
 
 

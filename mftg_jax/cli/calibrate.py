@@ -5,11 +5,15 @@ import json
 import os
 import sys
 
-from .._calibrate import default_checkpoint, PriceCalibrator
-from .._calibration_report import calibration_report
-from .._config import game_to_toml
-from .._data import load_prices, split_series
-from .._price_model import StructuralDefaults
+from ..calibration import (
+    calibration_report,
+    default_checkpoint,
+    load_prices,
+    PriceCalibrator,
+    split_series,
+    StructuralDefaults,
+)
+from ..price import game_to_toml
 from ._common import print_json, to_jsonable
 
 
@@ -103,7 +107,7 @@ def run(args: argparse.Namespace) -> int:
             f.write(_toml_header(report) + game_to_toml(fits["equilibrium"].game()))
         with open(os.path.join(args.out, "report.json"), "w") as f:
             json.dump(to_jsonable(report), f, indent=1)
-        from .._calibration_plots import plot_calibration
+        from ..calibration import plot_calibration
 
         plot_calibration(fits["equilibrium"], split, args.out)
     if args.json:

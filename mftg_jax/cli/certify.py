@@ -2,14 +2,11 @@
 
 import argparse
 
+import diffrax
 import jax
 import numpy as np
 
-from .._certificate import nash_gap
-from .._general_game import general_from_price_game
-from .._general_riccati import solve_general
-from .._general_simulate import simulate_general
-from .._riccati import solve_riccati
+from .. import lq, price
 from ._common import add_game_arguments, game_from_args, print_json
 
 
@@ -41,9 +38,10 @@ def certify_report(game, *, scenarios=400, paths=8, steps=1000, seed=0) -> dict:
     for name, v in (("--scenarios", scenarios), ("--paths", paths), ("--steps", steps)):
         if v < 2:
             raise ValueError(f"{name} must be >= 2, got {v}")
-    riccati = solve_riccati(game, rtol=1e-10, atol=1e-10)
-    gap = nash_gap(riccati).gap
-    general = solve_general(general_from_price_game(game), rtol=1e-10, atol=1e-10)
+    tight = diffrax.PIDController(rtol=1e-10, atol=1e-10)
+    riccati = price.solve_riccati(game, stepsize_controller=tight)
+    gap = price.nash_gap(riccati).gap
+    general = lq.solve(price.to_lq(game), stepsize_controller=tight)
     ref = riccati.evaluate(game.market.t0)
     got = general.evaluate(game.market.t0)
     # The general game minimises cost = -revenue: its coefficients are minus the price game's.
@@ -53,7 +51,7 @@ def certify_report(game, *, scenarios=400, paths=8, steps=1000, seed=0) -> dict:
         )
         for g, r in zip(got, ref)
     ]
-    sim = simulate_general(
+    sim = lq.simulate(
         general, jax.random.PRNGKey(seed), scenarios=scenarios, paths=paths, steps=steps
     )
     revenue_mc = -np.asarray(sim.mean_cost())

@@ -6,20 +6,19 @@ from pathlib import Path
 import jax
 import numpy as np
 
-from .._scenario_figures import (
+from ..slides import (
     plot_equilibrium,
     plot_scenario_1,
     plot_stationary_comparison,
-    save_figure,
-)
-from .._scenario_runs import (
+    prices_against_producers,
     relative_difference,
     run_scenario_1,
     run_scenario_2,
     run_scenario_3,
+    save_figure,
     SLIDES_COSTS,
+    stationary_vs_cournot,
 )
-from .._stationary_comparison import prices_against_producers, stationary_vs_cournot
 from . import UsageError
 from ._common import print_json
 

@@ -5,7 +5,7 @@ import argparse
 import jax
 import numpy as np
 
-from .._sim_run import simulate
+from ..price import simulate
 from . import UsageError
 from ._common import add_game_arguments, game_from_args, print_json
 

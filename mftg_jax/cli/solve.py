@@ -5,10 +5,7 @@ import argparse
 import jax.numpy as jnp
 import numpy as np
 
-from .._certificate import nash_gap
-from .._mean_path import solve_mean_path
-from .._riccati import solve_riccati
-from .._stationary import cournot_price, stationary_price
+from ..price import cournot_price, nash_gap, solve_expectations, solve_riccati, stationary_price
 from ._common import add_game_arguments, game_from_args, print_json
 
 
@@ -29,7 +26,7 @@ def register(sub) -> None:
 def solve_report(game) -> dict:
     """Everything `mftg solve` prints, as arrays."""
     riccati = solve_riccati(game)
-    mean = solve_mean_path(riccati)
+    mean = solve_expectations(riccati)
     v = riccati.evaluate(game.market.t0)
     t1 = game.market.t1
     cert = nash_gap(riccati)

@@ -4,9 +4,7 @@ import argparse
 
 import numpy as np
 
-from .._general_certificate import general_nash_gap
-from .._general_config import load_general_game
-from .._general_riccati import solve_general
+from .. import lq
 from ._common import print_json
 
 
@@ -27,14 +25,14 @@ def register(sub) -> None:
 def solve_general_report(game) -> dict:
     """Everything `mftg solve-general` prints, as arrays (per regime, per player)."""
     # Tight tolerances: the Nash gaps below are then meaningful to about 1e-9.
-    sol = solve_general(game, rtol=1e-10, atol=1e-10)
+    sol = lq.solve(game, stepsize_controller=diffrax.PIDController(rtol=1e-10, atol=1e-10))
     v = sol.evaluate(game.t0)
     gn = sol.gains(game.t0)
-    cert = general_nash_gap(sol)
+    cert = lq.nash_gap(sol)
     return {
         "players": game.n,
         "regimes": game.num_regimes,
-        "regime0": game.regime0,
+        "regime0": int(game.regime0),
         "t0": game.t0,
         "t1": game.t1,
         "alpha": v.alpha,
@@ -51,7 +49,7 @@ def solve_general_report(game) -> dict:
 
 
 def run(args: argparse.Namespace) -> int:
-    game = load_general_game(args.config)
+    game = lq.load_game(args.config)
     rep = solve_general_report(game)
     if args.json:
         print_json(rep)
@@ -59,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
     K, n = game.num_regimes, game.n
     print(
         f"General game: {n} player(s), {K} regime(s), horizon "
-        f"[{float(rep['t0']):g}, {float(rep['t1']):g}], initial regime {game.regime0}"
+        f"[{float(rep['t0']):g}, {float(rep['t1']):g}], initial regime {int(game.regime0)}"
     )
     cols = (
         "alpha",

@@ -1,0 +1,1 @@
+"""Noise of the shared core: jump-size laws, compound Poisson processes and counter-based paths."""

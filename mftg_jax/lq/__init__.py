@@ -1,0 +1,36 @@
+"""The general linear-quadratic mean-field-type game with regime switching (docs/general_lq.md).
+
+`mj.lq.solve(game)` integrates the per-regime Riccati system; `mj.lq.nash_gap`, `policy_cost`,
+`dp_equilibrium` and `brute_force_best_response` certify it by independent routes.
+"""
+
+from ._certificate import (
+    brute_force_best_response as brute_force_best_response,
+    BruteForceResult as BruteForceResult,
+    nash_gap as nash_gap,
+    policy_cost as policy_cost,
+)
+from ._config import (
+    game_from_dict as game_from_dict,
+    game_to_toml as game_to_toml,
+    load_game as load_game,
+)
+from ._dp import dp_equilibrium as dp_equilibrium, DPEquilibrium as DPEquilibrium
+from ._game import (
+    Affine as Affine,
+    Coefficients as Coefficients,
+    CostNoise as CostNoise,
+    Dynamics as Dynamics,
+    Jumps as Jumps,
+    LQGame as LQGame,
+    RunningCost as RunningCost,
+    TerminalCost as TerminalCost,
+    zero_coefficients as zero_coefficients,
+)
+from ._riccati import (
+    Gains as Gains,
+    RiccatiSolution as RiccatiSolution,
+    RiccatiValues as RiccatiValues,
+    solve as solve,
+)
+from ._simulation import LQSimulation as LQSimulation, simulate as simulate

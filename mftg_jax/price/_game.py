@@ -1,0 +1,219 @@
+r"""The price game of the slides: market, producers and noise as `eqx.Module`s.
+
+$$dp = \eta\,(a(t) - \textstyle\sum_j u_j - p)\,dt + \sigma\,dB + \int\mu\,\tilde N(dt,d\theta)
+        + \sigma_o\,dB_o + \int\mu_o\,\tilde N_o(dt,d\theta)$$
+
+Producer $i$ maximises
+$E[-\tfrac q2 e^{-\lambda_i t_1}(p(t_1)-\hat p(t_1))^2
++ \int_{t_0}^{t_1} e^{-\lambda_i t}(\hat p u_i - c_i u_i - \tfrac{r_i}2 u_i^2
+- \tfrac{\bar r_i}2 \hat u_i^2)\,dt]$ (slides, "Price dynamics"; docs/model.md).
+"""
+
+import equinox as eqx
+import jax.numpy as jnp
+from jaxtyping import Array, Float
+import numpy as np
+
+from .._custom_types import PerProducer, Scalar
+from .._noise._jumps import CompoundPoisson, no_jumps
+from .._validation import check_field, is_concrete
+
+
+def _float(x) -> Array:
+    return jnp.asarray(x, dtype=float)
+
+
+def _vector(x) -> Array:
+    return jnp.atleast_1d(jnp.asarray(x, dtype=float))
+
+
+class DemandIntercept(eqx.Module):
+    r"""Demand intercept $a(t)$, a constant or a seasonal Fourier series.
+
+    $$a(t) = \bar a + \sum_{k=1}^K c_k\cos(2\pi k t/T) + s_k\sin(2\pi k t/T)$$
+
+    **Arguments:**
+
+    - `mean`: the level $\bar a$.
+    - `period`: the period $T > 0$ (same time unit as the game's horizon).
+    - `cos`, `sin`: the harmonic amplitudes $c_k$, $s_k$, $k = 1..K$ (same length; empty for a
+      constant intercept).
+    """
+
+    mean: Scalar = eqx.field(converter=_float)
+    period: Scalar = eqx.field(converter=_float, default=1.0)
+    cos: Float[Array, " K"] = eqx.field(converter=_vector, default=())
+    sin: Float[Array, " K"] = eqx.field(converter=_vector, default=())
+
+    def __check_init__(self):
+        check_field("a.mean", self.mean, "a finite real")
+        check_field("a.period", self.period, "> 0", lambda v: v > 0)
+        check_field("a.cos", self.cos, "finite reals")
+        check_field("a.sin", self.sin, "finite reals")
+        if self.cos.shape != self.sin.shape:
+            raise ValueError(
+                f"a.cos and a.sin must have the same length, got {self.cos.shape[0]} "
+                f"and {self.sin.shape[0]}"
+            )
+
+    @property
+    def is_constant(self) -> bool:
+        return self.cos.shape[-1] == 0
+
+    def __call__(self, t) -> Array:
+        """$a(t)$."""
+        if self.is_constant:
+            return self.mean + 0.0 * t
+        k = jnp.arange(1, self.cos.shape[-1] + 1)
+        w = 2 * jnp.pi * k * t / self.period
+        return self.mean + jnp.sum(self.cos * jnp.cos(w) + self.sin * jnp.sin(w), axis=-1)
+
+
+def _intercept(a) -> DemandIntercept:
+    if isinstance(a, DemandIntercept):
+        return a
+    return DemandIntercept(mean=a)
+
+
+class Market(eqx.Module):
+    r"""The sticky-price market and its horizon.
+
+    **Arguments:**
+
+    - `eta`: price adjustment speed $\eta > 0$.
+    - `a`: demand intercept, a number or a [`DemandIntercept`][].
+    - `q`: weight of the terminal penalty $-\tfrac q2 (p(t_1)-\hat p(t_1))^2$ (any real; a
+      negative `q` rewards terminal deviation and can make the Riccati solution explode).
+    - `t0`, `t1`: the horizon, $t_0 < t_1$.
+    - `p0`: initial price; `phat0`: initial conditional mean (defaults to `p0`).
+    """
+
+    eta: Scalar = eqx.field(converter=_float)
+    a: DemandIntercept = eqx.field(converter=_intercept)
+    q: Scalar = eqx.field(converter=_float)
+    t0: Scalar = eqx.field(converter=_float)
+    t1: Scalar = eqx.field(converter=_float)
+    p0: Scalar = eqx.field(converter=_float)
+    phat0: Scalar = eqx.field(converter=_float)
+
+    def __init__(self, eta, a, q, t0, t1, p0, phat0=None):
+        self.eta = eta
+        self.a = a
+        self.q = q
+        self.t0 = t0
+        self.t1 = t1
+        self.p0 = p0
+        self.phat0 = p0 if phat0 is None else phat0
+
+    def __check_init__(self):
+        check_field("eta", self.eta, "> 0", lambda v: v > 0)
+        check_field("q", self.q, "a finite real")
+        check_field("t0", self.t0, "a finite real")
+        check_field("t1", self.t1, "a finite real")
+        check_field("p0", self.p0, "a finite real")
+        check_field("phat0", self.phat0, "a finite real")
+        if is_concrete(self.t0, self.t1):
+            t0, t1 = np.asarray(self.t0), np.asarray(self.t1)
+            if not np.all(t1 > t0):
+                raise ValueError(f"t1 must be > t0, got t0={t0}, t1={t1}")
+
+
+class Producers(eqx.Module):
+    r"""The $n \ge 1$ producers' cost and discount parameters.
+
+    Producer $i$'s running cost is $c_i u_i + \tfrac{r_i}2 u_i^2 + \tfrac{\bar r_i}2\hat u_i^2$,
+    discounted at rate $\lambda_i$.
+
+    **Arguments:**
+
+    - `c`: linear cost $c_i$ (any real).
+    - `r`: quadratic cost $r_i > 0$.
+    - `rbar`: quadratic cost on the conditional mean output, with $r_i + \bar r_i > 0$.
+    - `lam`: discount rate $\lambda_i \ge 0$.
+    """
+
+    c: PerProducer = eqx.field(converter=_vector)
+    r: PerProducer = eqx.field(converter=_vector)
+    rbar: PerProducer = eqx.field(converter=_vector)
+    lam: PerProducer = eqx.field(converter=_vector)
+
+    def __check_init__(self):
+        shapes = {k: getattr(self, k).shape for k in ("c", "r", "rbar", "lam")}
+        if len(set(shapes.values())) != 1:
+            raise ValueError(
+                "producers.c, r, rbar and lam must have the same length, got "
+                + ", ".join(f"{k}: {s[-1] if s else 0}" for k, s in shapes.items())
+            )
+        if self.c.shape[-1] < 1:
+            raise ValueError("producers must have at least one producer (n >= 1)")
+        check_field("producers.c", self.c, "finite reals")
+        check_field("producers.r", self.r, "> 0", lambda v: v > 0)
+        check_field("producers.rbar", self.rbar, "finite reals")
+        if is_concrete(self.r, self.rbar):
+            total = np.asarray(self.r) + np.asarray(self.rbar)
+            if not np.all(total > 0):
+                bad = np.flatnonzero(total <= 0)
+                raise ValueError(
+                    f"producers.rbar must satisfy r + rbar > 0, violated for producer(s) "
+                    f"{bad.tolist()} (r + rbar = {total[bad].tolist()})"
+                )
+        check_field("producers.lam", self.lam, ">= 0", lambda v: v >= 0)
+
+    @property
+    def n(self) -> int:
+        return self.c.shape[-1]
+
+    @property
+    def R(self) -> PerProducer:
+        """$R_i = r_i + \\bar r_i$."""
+        return self.r + self.rbar
+
+
+class Noise(eqx.Module):
+    r"""Idiosyncratic and common noise of the price.
+
+    **Arguments:**
+
+    - `sigma`: idiosyncratic Brownian volatility $\sigma \ge 0$.
+    - `sigma_o`: common-noise Brownian volatility $\sigma_o \ge 0$.
+    - `jumps`: idiosyncratic compensated compound-Poisson jumps (default: none).
+    - `common_jumps`: common compensated compound-Poisson jumps (default: none).
+    """
+
+    sigma: Scalar = eqx.field(converter=_float, default=0.0)
+    sigma_o: Scalar = eqx.field(converter=_float, default=0.0)
+    jumps: CompoundPoisson = eqx.field(default_factory=lambda: no_jumps())
+    common_jumps: CompoundPoisson = eqx.field(default_factory=lambda: no_jumps())
+
+    def __check_init__(self):
+        check_field("noise.sigma", self.sigma, ">= 0", lambda v: v >= 0)
+        check_field("noise.sigma_o", self.sigma_o, ">= 0", lambda v: v >= 0)
+
+    @property
+    def idiosyncratic_variance_rate(self) -> Scalar:
+        r"""$\sigma^2 + \int\mu^2\,d\nu$."""
+        return self.sigma**2 + self.jumps.variance_rate
+
+    @property
+    def common_variance_rate(self) -> Scalar:
+        r"""$\sigma_o^2 + \int\mu_o^2\,d\nu_o$."""
+        return self.sigma_o**2 + self.common_jumps.variance_rate
+
+
+class PriceGame(eqx.Module):
+    """The producers' price game: a market, its producers and the noise.
+
+    **Arguments:**
+
+    - `market`: a [`Market`][].
+    - `producers`: a [`Producers`][].
+    - `noise`: a [`Noise`][] (default: deterministic).
+    """
+
+    market: Market
+    producers: Producers
+    noise: Noise = eqx.field(default_factory=Noise)
+
+    @property
+    def n(self) -> int:
+        return self.producers.n

@@ -1,0 +1,269 @@
+"""Calibration: recovery on synthetic series, standard errors, resume after interruption."""
+
+import os
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from mftg_jax.calibration import calibrate, CalibrationWarning, fit_ar1, load_prices, PriceCalibrator, PriceSeries, sample_prices, split_series, StructuralDefaults
+from mftg_jax.calibration._parametrisation import Parametrisation
+
+T = 2000
+SEEDS = (0, 1, 2, 3)
+TRUE = dict(eta=0.02, K=9.0, level=40.0, sigma_o=3.0, sigma=1.0)
+JUMP = dict(common_jump_intensity=0.03, common_jump_mean=4.0, common_jump_std=12.0)
+CAL = PriceCalibrator(harmonics=1, jumps="common", max_iter=200)
+
+
+def _truth_u(param: Parametrisation) -> jnp.ndarray:
+    s, m = float(param.scale), float(param.mean)
+    logit = np.log(JUMP["common_jump_intensity"] / (1 - JUMP["common_jump_intensity"]))
+    return jnp.asarray(
+        [
+            np.log(TRUE["eta"]),
+            np.log(TRUE["eta"] * TRUE["K"]),
+            (TRUE["level"] - m) / s,
+            6.0 / s,
+            2.0 / s,
+            -3.0 / s,
+            1.0 / s,
+            np.log(TRUE["sigma_o"] / s),
+            np.log(TRUE["sigma"] / s),
+            logit,
+            JUMP["common_jump_mean"] / s,
+            np.log(JUMP["common_jump_std"] / s),
+        ]
+    )
+
+
+def _series(y) -> PriceSeries:
+    t0 = np.datetime64("2020-01-06T00:00:00", "s")
+    times = t0 + np.arange(len(y)) * np.timedelta64(3600, "s")
+    return PriceSeries(times=times, prices=np.asarray(y), step=np.timedelta64(3600, "s"))
+
+
+def _synthetic(seed: int, n: int = T) -> PriceSeries:
+    # The truth is set through the parametrisation itself (identified coordinates -> game ->
+    # stationary Riccati values -> reduced form), then sampled exactly.
+    ref = Parametrisation(
+        model="equilibrium", harmonics=(1, 7), jumps="common", mean=0.0, scale=1.0
+    )
+    model = ref.price_model(_truth_u(ref))
+    y = sample_prices(model, jax.random.key(seed), jnp.arange(n, dtype=float))
+    return _series(y)
+
+
+@pytest.fixture(scope="module")
+def fits():
+    out = []
+    for seed in SEEDS:
+        s = _synthetic(seed)
+        out.append((s, calibrate(s, CAL)))
+    return out
+
+
+def test_recovery_within_two_standard_errors(fits):
+    names = list(TRUE) + list(JUMP)
+    hits, total = 0, 0
+    for _, r in fits:
+        assert r.converged, r.reason
+        est, se = r.identified(), r.stderr()
+        for k in names:
+            want = {**TRUE, **JUMP}[k]
+            assert np.isfinite(se[k]) and se[k] > 0, k
+            hits += abs(float(est[k]) - want) <= 2 * float(se[k])
+            total += 1
+    # ~95% coverage expected; "most" = at least 80% of (seed, quantity) pairs.
+    assert hits >= 0.8 * total, f"{hits}/{total} within two standard errors"
+
+
+def test_implied_quantities_and_game(fits):
+    _, r = fits[0]
+    imp = r.implied()
+    ident = r.identified()
+    assert np.isclose(imp["mean_reversion_idio"], ident["eta"])
+    assert np.isclose(imp["mean_reversion_common"], ident["eta"] * (1 + ident["K"]))
+    game = r.game()
+    # The written game reproduces the identified rates through its Riccati solution.
+    from mftg_jax.price import stationary_values
+
+    K = float(jnp.sum(stationary_values(game).k))
+    assert np.isclose(K, float(ident["K"]), rtol=1e-8)
+
+
+def test_beats_ar1_in_sample(fits):
+    s, r = fits[0]
+    ar1 = fit_ar1(s.prices)
+    assert r.loss < np.mean(ar1.nll_per_step(s.prices))
+
+
+def test_resume_after_interrupt_reaches_same_optimum(fits, tmp_path):
+    s, reference = fits[0]
+    ck = str(tmp_path / "ck.npz")
+
+    def stop(start, it, loss):
+        if it == 4:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        calibrate(s, CAL, checkpoint=ck, callback=stop, stderr=False)
+    assert os.path.exists(ck)
+    seen = []
+    resumed = calibrate(s, CAL, checkpoint=ck, stderr=False, callback=lambda *a: seen.append(a))
+    assert seen[0][1] == 5, "did not resume after the fourth iteration"
+    np.testing.assert_allclose(resumed.u, reference.u, rtol=0, atol=1e-9)
+    assert resumed.iterations == reference.iterations
+    assert not os.path.exists(ck)
+
+
+def test_no_convergence_warns():
+    s = _synthetic(0)
+    cal = PriceCalibrator(harmonics=1, jumps="common", max_iter=2)
+    with pytest.warns(CalibrationWarning, match="did not converge"):
+        r = calibrate(s, cal, stderr=False)
+    assert not r.converged and r.iterations == 2
+
+
+def test_singular_hessian_warns_and_blanks_standard_errors():
+    from mftg_jax.calibration._calibrate import _covariance
+
+    param = CAL.parametrisation(_synthetic(0))
+    d = param.size
+    H = np.diag(np.arange(1.0, d + 1))
+    H[0, :] = H[:, 0] = 0.0  # log_eta: a flat direction
+
+    class Fake:
+        def hessian(self, u):
+            return H
+
+    with pytest.warns(CalibrationWarning, match="singular or indefinite.*log_eta"):
+        cov, singular = _covariance(param, Fake(), np.zeros(d), 1)
+    assert singular
+    assert np.isnan(cov[0, 0]) and np.isclose(cov[1, 1], 1 / 2.0)
+
+
+def test_bad_settings():
+    with pytest.raises(ValueError, match="max_iter must be >= 1"):
+        PriceCalibrator(max_iter=0)
+    with pytest.raises(ValueError, match="jumps must be one of"):
+        PriceCalibrator(jumps="sometimes").parametrisation(_series(np.arange(T, dtype=float)))
+    with pytest.raises(ValueError, match="n must be an integer >= 1"):
+        StructuralDefaults(n=0)
+
+
+def _data_dir() -> str:
+    d = os.environ.get("MFTG_DATA_DIR")
+    if d is None:
+        pytest.skip("MFTG_DATA_DIR is not set: the real price files are not available")
+    assert os.path.isdir(d), f"MFTG_DATA_DIR={d!r} is set but is not a folder"
+    return d
+
+
+@pytest.mark.slow
+def test_nord_pool_beats_ar1():
+    s = load_prices(os.path.join(_data_dir(), "epftoolbox_NP.csv"))
+    from mftg_jax.calibration import calibration_report
+
+    sp = split_series(s, train_end="2016-12-31", test_start="2017-01-01", test_end="2017-12-31")
+    rep, _ = calibration_report(sp)
+    assert rep["converged"]
+    assert rep["nll_test_per_obs"] < rep["baseline_nll_test_per_obs"]
+
+
+def test_price_moments_against_numpy():
+    from mftg_jax.calibration._moments import LAGS, price_moments, QUANTILES
+
+    y = np.random.default_rng(4).standard_t(4, size=(3, 500)).cumsum(-1) * 0.1
+    got = np.asarray(price_moments(jnp.asarray(y)))
+    for row, yy in zip(got, y):
+        d = yy - yy.mean()
+        want = [yy.mean(), d.var()]
+        want += [np.mean(d[lag:] * d[:-lag]) / d.var() for lag in LAGS]
+        want += list(np.quantile(yy, QUANTILES))
+        np.testing.assert_allclose(row, want, rtol=1e-12)
+
+
+@pytest.mark.slow
+def test_moments_and_likelihood_routes_agree():
+    from mftg_jax.calibration._moments import calibrate_moments
+
+    ref = Parametrisation(model="equilibrium", harmonics=(), jumps="none", mean=0.0, scale=1.0)
+    u = jnp.asarray([np.log(0.02), np.log(0.02 * 9), 40.0, np.log(3.0), np.log(1.0)])
+    y = sample_prices(ref.price_model(u), jax.random.key(5), jnp.arange(T, dtype=float))
+    s = _series(y)
+    a = calibrate(s, PriceCalibrator(harmonics=0, jumps="none"))
+    b = calibrate_moments(s, n_paths=32, burn_in=300)
+    assert a.converged and b.converged
+    ea, sa, eb, sb = a.identified(), a.stderr(), b.identified(), b.stderr()
+    for k in ("eta", "K", "level", "sigma_o", "sigma"):
+        z = abs(float(ea[k]) - float(eb[k])) / np.hypot(float(sa[k]), float(sb[k]))
+        assert z < 2.0, (k, float(ea[k]), float(eb[k]), z)
+
+
+def test_cli_json_and_out(fits, tmp_path, capsys):
+    # Training on T hours (as the recovery fits, whose compiled programs are reused), then a
+    # test week.
+    import json
+
+    from mftg_jax._toml import load_game
+    from mftg_jax.cli import main
+
+    s = _synthetic(7, T + 168)
+    path = tmp_path / "prices.csv"
+    rows = "".join(f"{str(t).replace('T', ' ')},{float(p)!r}\n" for t, p in zip(s.times, s.prices))
+    path.write_text("timestamp,price\n" + rows)
+    out = tmp_path / "out"
+    argv = [
+        "calibrate",
+        str(path),
+        "--harmonics",
+        "1",
+        "--max-iter",
+        "200",
+        "--json",
+        "--quiet",
+        "--train-end",
+        str(s.times[T - 1]),
+        "--test-start",
+        str(s.times[T]),
+        "--out",
+        str(out),
+    ]
+    assert main(argv) == 0
+    rep = json.loads(capsys.readouterr().out)
+    for k in (
+        "params",
+        "stderr",
+        "nll_train_per_obs",
+        "nll_test_per_obs",
+        "baseline_nll_test_per_obs",
+        "mrjd_nll_test_per_obs",
+        "converged",
+        "iterations",
+        "seconds",
+        "implied",
+    ):
+        assert k in rep, k
+    for k in (
+        "stationary_price",
+        "mean_reversion_common",
+        "mean_reversion_idio",
+        "jump_intensity",
+        "stationary_variance",
+    ):
+        assert np.isfinite(rep["implied"][k]), k
+    assert rep["nll_test_per_obs"] < rep["baseline_nll_test_per_obs"]
+    game = load_game(out / "game.toml")
+    from mftg_jax.price import stationary_price
+
+    assert np.isclose(float(stationary_price(game)), rep["params"]["level"], rtol=1e-9)
+    assert {p.name for p in out.iterdir()} >= {
+        "game.toml",
+        "report.json",
+        "seasonal.png",
+        "residuals.png",
+        "distribution.png",
+    }
+    assert main(["calibrate", str(tmp_path / "missing.csv")]) == 2
