@@ -7,6 +7,7 @@ STAMP := $(VENV)/.installed
 OUT ?= out
 
 .PHONY: run test test-slow lint bench clean
+.PHONY: docs
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -34,6 +35,9 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/riccati.py
 	$(BIN)/python benchmarks/monte_carlo.py --quick
 	$(BIN)/python benchmarks/calibration.py
+
+docs: $(STAMP)
+	$(BIN)/mkdocs build --strict --site-dir $(OUT)/site
 
 clean:
 	rm -rf $(VENV) $(OUT) .pytest_cache

@@ -2,8 +2,9 @@
 
 Both minimise the same jitted negative log-likelihood (float64, same data, same start):
 
-- mftg_jax: `calibrate` (L-BFGS from optax in Hessian-whitened coordinates, forward-mode
-  gradients), compile time measured apart (first call minus a second, cached call);
+- mftg_jax: `calibrate` (L-BFGS from optimistix in Hessian-whitened coordinates,
+  forward-mode gradients), compile time measured apart (first call minus a second, cached
+  call);
 - SciPy: `scipy.optimize.minimize(method="L-BFGS-B")` with finite-difference gradients
   (its default when no gradient is given) on the same jitted loss.
 
@@ -27,7 +28,12 @@ import scipy  # noqa: E402
 import scipy.optimize  # noqa: E402
 
 import mftg_jax  # noqa: E402
-from mftg_jax import calibrate, load_prices, PriceCalibrator  # noqa: E402
+from mftg_jax.calibration import (  # noqa: E402
+    calibrate,
+    load_prices,
+    negative_log_likelihood,
+    PriceCalibrator,
+)
 
 
 def main() -> None:
@@ -65,9 +71,7 @@ def main() -> None:
     y = jnp.asarray(series.prices)
     t = jnp.asarray(series.hours())
     n = y.shape[0]
-    loss = jax.jit(
-        lambda u: mftg_jax.negative_log_likelihood(param.price_model(u), y, t, param.dt) / n
-    )
+    loss = jax.jit(lambda u: negative_log_likelihood(param.price_model(u), y, t, param.dt) / n)
     u0 = param.initial(series.prices, series.hours())
     f = lambda u: float(loss(jnp.asarray(u)))  # noqa: E731
     f(u0)  # compile apart

@@ -32,8 +32,8 @@ import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 
 import mftg_jax as mj  # noqa: E402
-from mftg_jax._noise_paths import threefry2x32  # noqa: E402
-from mftg_jax._scenarios import scenario_game  # noqa: E402
+from mftg_jax._noise._levy_path import threefry2x32  # noqa: E402
+from mftg_jax.slides import scenario_game  # noqa: E402
 
 
 def timed(f, args, repeats):
@@ -52,8 +52,8 @@ def timed(f, args, repeats):
 
 def tables(game, n_steps):
     """Grid, deviation gains g (K, n), k (K, n), m (K, n) of the equilibrium (float64)."""
-    ric = mj.solve_riccati(game)
-    pol = mj.FeedbackPolicy(ric)
+    ric = mj.price.solve_riccati(game)
+    pol = mj.price.FeedbackPolicy(ric)
     mk = game.market
     grid = np.linspace(float(mk.t0), float(mk.t1), n_steps + 1)
 
@@ -164,15 +164,8 @@ def main(argv=None):
 
     def engine(dtype, track):
         def f(key):
-            out = mj.simulate_paths(
-                game,
-                key,
-                n_paths_per_scenario=P,
-                n_steps=K,
-                dtype=dtype,
-                save_times={"steps": (0, K)},
-                track_revenue=track,
-            )
+            spec = mj.EnsembleSpec(n_paths=P, n_steps=K, dtype=dtype, save_steps=(0, K))
+            out = mj.price.simulate_paths(game, key, spec, track_revenue=track)
             return out.p[..., -1].mean(), out.revenue.sum()
 
         return f

@@ -18,7 +18,16 @@ from ._noise._jumps import (
 )
 from ._noise._levy_path import GridLevyPath as GridLevyPath, LevyIncrements as LevyIncrements
 from ._odes import RiccatiExplosionError as RiccatiExplosionError, solve_ode as solve_ode
+from ._simulation._driver import (
+    AbstractEnsemble as AbstractEnsemble,
+    EnsembleStatistics as EnsembleStatistics,
+    Observables as Observables,
+    run_ensemble as run_ensemble,
+    RunInfo as RunInfo,
+)
+from ._simulation._spec import EnsembleSpec as EnsembleSpec
 from ._simulation._statistics import Moments as Moments
+from ._simulation._stepper import AbstractEnsembleTerm as AbstractEnsembleTerm
 from ._toml import ConfigError as ConfigError
 from .price import (
     DemandIntercept as DemandIntercept,

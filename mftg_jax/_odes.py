@@ -75,7 +75,7 @@ def solve_ode(
 
     One jit-compiled diffrax program (cached across calls with the same shapes and the same
     module-level `vector_field`); `throw=False`, so failures are reported by
-    [`checked_solution`][] or by the caller, never as a traceback from inside the solver.
+    `checked_solution` or by the caller, never as a traceback from inside the solver.
 
     **Arguments:**
 

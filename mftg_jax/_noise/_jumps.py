@@ -13,7 +13,7 @@ import jax.numpy as jnp
 from jaxtyping import Array, PRNGKeyArray
 
 from .._custom_types import Scalar
-from .._validation import check_field
+from .._validation import check_field, is_concrete
 
 
 def _float(x) -> Array:
@@ -62,12 +62,12 @@ class ExponentialJumps(AbstractJumpSize):
     """Exponential sizes of mean `scale` $> 0$; `sign` $= -1$ gives downward jumps."""
 
     scale: Scalar = eqx.field(converter=_float)
-    sign: float = eqx.field(static=True, default=1.0)
+    sign: Scalar = eqx.field(converter=_float, default=1.0)
 
     def __check_init__(self):
         check_field("jumps.size.scale", self.scale, "> 0", lambda v: v > 0)
-        if self.sign not in (1.0, -1.0):
-            raise ValueError(f"jumps.size.sign must be 1 or -1, got {self.sign}")
+        if is_concrete(self.sign) and float(self.sign) not in (1.0, -1.0):
+            raise ValueError(f"jumps.size.sign must be 1 or -1, got {float(self.sign):g}")
 
     def mean(self):
         return self.sign * self.scale

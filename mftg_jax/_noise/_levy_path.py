@@ -188,7 +188,7 @@ def compact_flags(flags: Array, slots: int) -> tuple[Array, Array]:
     n = flags.shape[-1]
     n_words = -(-n // 32)
     f = jnp.pad(flags.astype(jnp.uint32), (0, 32 * n_words - n)).reshape(n_words, 32)
-    words = jnp.sum(f << jnp.arange(32, dtype=jnp.uint32), axis=-1, dtype=jnp.uint32)
+    words = jnp.sum(f << jnp.arange(32, dtype=jnp.uint32)[None, :], axis=-1, dtype=jnp.uint32)
     pc = jax.lax.population_count(words).astype(jnp.int32)
     incl = jnp.cumsum(pc)
     total = incl[-1]
@@ -264,9 +264,9 @@ class GridLevyPath(diffrax.AbstractPath):
     - `t0`, `t1`: the grid's ends; `n_steps`: number of grid steps $K$.
     - `scenario`, `path`: uint32 counter arrays that broadcast to the batch shape.
     - `jumps`: a [`CompoundPoisson`][] or `None` for a pure Brownian path.
-    - `max_count`: the Poisson truncation (see [`poisson_max_count`][]).
+    - `max_count`: the Poisson truncation (see `poisson_max_count`).
     - `tile`: paths per compaction tile along the last axis (a divisor of its length).
-    - `slots`: jumping path-steps per tile compacted per step ([`jump_slots`][]); `None`
+    - `slots`: jumping path-steps per tile compacted per step (`jump_slots`); `None`
       draws sizes densely (for small batches such as the common noise).
     - `dtype`: float32 or float64.
 
@@ -339,7 +339,8 @@ class GridLevyPath(diffrax.AbstractPath):
         thr = _survival_thresholds(nu * dt, self.max_count)
 
         def count_of(w):  # exact inversion, up to the 2^-32 resolution
-            return jnp.sum((w[..., None] < thr).astype(jnp.int32), axis=-1, dtype=jnp.int32)
+            t = thr.reshape((1,) * w.ndim + thr.shape)
+            return jnp.sum((w[..., None] < t).astype(jnp.int32), axis=-1, dtype=jnp.int32)
 
         k_sizes = jax.random.fold_in(k_step, 0x1D1E)
         comp_weight = dt if decay is None else dt * phi1(-decay * dt)

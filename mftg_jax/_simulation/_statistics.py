@@ -63,13 +63,13 @@ def histogram_edges(x: np.ndarray, bins: int, axis) -> np.ndarray:
 
 def histogram_counts(x: Array, edges: Array) -> Array:
     """Counts of `x (P, ...)` in `edges (..., bins+1)` plus under/overflow: `(..., bins+2)`."""
-    lo, hi = edges[..., 0], edges[..., -1]
+    lo, hi = edges[None, ..., 0], edges[None, ..., -1]
     bins = edges.shape[-1] - 1
     pos = (x - lo) / (hi - lo) * bins
     idx = jnp.clip(jnp.floor(pos).astype(jnp.int32) + 1, 0, bins + 1)
     rest = x.shape[1:]
     cell = jnp.arange(int(np.prod(rest)), dtype=jnp.int32).reshape(rest)
-    flat = (cell * (bins + 2) + idx).ravel()
+    flat = (cell[None] * (bins + 2) + idx).ravel()
     counts = jnp.zeros(int(np.prod(rest)) * (bins + 2), jnp.int32).at[flat].add(1)
     return counts.reshape(rest + (bins + 2,))
 

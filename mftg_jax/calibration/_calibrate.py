@@ -1,24 +1,22 @@
-r"""Maximum-likelihood calibration of the price game to a price series (optax, jitted).
+r"""Maximum-likelihood calibration of the price game to a price series (jitted).
 
 The loss is the mean one-step-ahead negative log-likelihood of the training prices,
 $\ell(u) = -\tfrac1T\sum_k \log p_u(y_k \mid y_{<k})$ ([`negative_log_likelihood`][]), a
 function of the unconstrained coordinates $u$ of the identified quantities
 ([`Parametrisation`][]) through the game's stationary Riccati values. It is minimised by
-optax's L-BFGS (zoom line search), after an optional Adam warm-up, with a convergence test on
-the gradient's max-norm and on the relative change of the loss; standard errors come from the
-Hessian of the total negative log-likelihood ($\mathrm{Cov}(\hat u) \approx H^{-1}$) and the
-delta method.
+optimistix's L-BFGS in Hessian-whitened coordinates, after an optional Adam warm-up (optax),
+with a convergence test on the gradient's max-norm and on the relative change of the loss
+(`_optimiser.py`); standard errors come from the Hessian of the total negative
+log-likelihood ($\mathrm{Cov}(\hat u) \approx H^{-1}$) and the delta method.
 
-Progress is checkpointed after every iteration (an atomic file replace), so an interrupted
-run (Ctrl-C, kill) restarted with the same data and settings continues from the last
-iteration and follows the same path to the same optimum.
+Progress is checkpointed after every iteration (an atomic file replace, `_checkpoint.py`),
+so an interrupted run (Ctrl-C, kill) restarted with the same data and settings continues
+from the last iteration and follows the same path to the same optimum.
 """
 
 from collections.abc import Callable
 import dataclasses
-import hashlib
 import os
-import tempfile
 import time
 import warnings
 
@@ -26,11 +24,11 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 from tqdm import tqdm
 
+from ._checkpoint import default_checkpoint as default_checkpoint, fingerprint, load
 from ._data import PriceSeries
-from ._kalman import negative_log_likelihood
+from ._optimiser import checkpointer, Programs, Run, run_start
 from ._parametrisation import Parametrisation, seasonal_harmonics
 from ._price_model import StructuralDefaults
 
@@ -65,7 +63,7 @@ class PriceCalibrator(eqx.Module):
     model: str = eqx.field(static=True, default="equilibrium")
     harmonics: int = eqx.field(static=True, default=4)
     jumps: str = eqx.field(static=True, default="common")
-    defaults: StructuralDefaults = eqx.field(static=True, default=StructuralDefaults())
+    defaults: StructuralDefaults = StructuralDefaults()
     max_iter: int = eqx.field(static=True, default=500)
     gtol: float = eqx.field(static=True, default=1e-5)
     ftol: float = eqx.field(static=True, default=1e-10)
@@ -160,170 +158,6 @@ def _numpy(d: dict) -> dict:
     return {k: np.asarray(v) for k, v in d.items()}
 
 
-def _fingerprint(series: PriceSeries, cal: PriceCalibrator, param: Parametrisation) -> str:
-    h = hashlib.sha256()
-    h.update(np.ascontiguousarray(series.prices).tobytes())
-    h.update(str(series.times[0]).encode())
-    h.update(repr(cal).encode())
-    h.update(repr(param).encode())
-    h.update(str(jnp.zeros(()).dtype).encode())
-    return h.hexdigest()[:16]
-
-
-def default_checkpoint(series: PriceSeries, calibrator: PriceCalibrator) -> str:
-    """A checkpoint path keyed on the data and the settings (in the temporary directory)."""
-    fp = _fingerprint(series, calibrator, calibrator.parametrisation(series))
-    return os.path.join(tempfile.gettempdir(), "mftg-calibrate", f"{fp}.npz")
-
-
-def _save(path: str, payload: dict) -> None:
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(path)), suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **payload)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
-
-
-def _load(path: str, fingerprint: str) -> dict | None:
-    if not path or not os.path.exists(path):
-        return None
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            d = {k: z[k] for k in z.files}
-    except (OSError, ValueError):
-        return None
-    if str(d.get("fingerprint")) != fingerprint:
-        return None
-    return d
-
-
-class _Programs(eqx.Module):
-    """The jitted loss, Hessian, L-BFGS and Adam steps of one problem (compiled once)."""
-
-    loss: Callable
-    hessian: Callable
-    lbfgs_step: Callable
-    adam_step: Callable
-    lbfgs: optax.GradientTransformationExtraArgs = eqx.field(static=True)
-    adam: optax.GradientTransformation = eqx.field(static=True)
-
-
-_LBFGS = optax.lbfgs()
-
-
-def _plain_loss(param: Parametrisation, y, t, u):
-    return negative_log_likelihood(param.price_model(u), y, t, param.dt) / y.shape[0]
-
-
-@eqx.filter_jit
-def _loss_jit(param, y, t, u):
-    return _plain_loss(param, y, t, u)
-
-
-@eqx.filter_jit
-def _hessian_jit(param, y, t, u):
-    # Forward over forward: the exact Hessian, faster here than jax.hessian's
-    # forward-over-reverse for the same reason as the gradient.
-    return jax.jacfwd(jax.jacfwd(lambda v: _plain_loss(param, y, t, v)))(u)
-
-
-@eqx.filter_jit
-def _lbfgs_step_jit(param, y, t, v, state, u_ref, P):
-    loss = forward_mode_gradient(lambda u: _plain_loss(param, y, t, u))
-
-    # L-BFGS in whitened coordinates u = u_ref + P v.
-    def loss_v(v):
-        return loss(u_ref + P @ v)
-
-    value, grad = optax.value_and_grad_from_state(loss_v)(v, state=state)
-    updates, state = _LBFGS.update(grad, state, v, value=value, grad=grad, value_fn=loss_v)
-    v = optax.apply_updates(v, updates)
-    new_value = optax.tree_utils.tree_get(state, "value")
-    new_grad = optax.tree_utils.tree_get(state, "grad")
-    return v, state, new_value, jnp.max(jnp.abs(new_grad))
-
-
-@eqx.filter_jit
-def _adam_step_jit(param, y, t, u, state, lr):
-    adam = optax.adam(lr)
-    loss = forward_mode_gradient(lambda u: _plain_loss(param, y, t, u))
-    value, grad = jax.value_and_grad(loss)(u)
-    updates, state = adam.update(grad, state, u)
-    return optax.apply_updates(u, updates), state, value
-
-
-def _programs(param: Parametrisation, y, t, lr: float) -> _Programs:
-    # Module-level jitted functions with the data as arguments: another series of the same
-    # length and settings reuses the compiled programs.
-    return _Programs(
-        loss=lambda u: _loss_jit(param, y, t, u),
-        hessian=lambda u: _hessian_jit(param, y, t, u),
-        lbfgs_step=lambda v, s, u_ref, P: _lbfgs_step_jit(param, y, t, v, s, u_ref, P),
-        adam_step=lambda u, s: _adam_step_jit(param, y, t, u, s, lr),
-        lbfgs=_LBFGS,
-        adam=optax.adam(lr),
-    )
-
-
-def whitening(H: np.ndarray, floor: float = 1e-8) -> np.ndarray:
-    """$P$ with $P^\top |H| P = I$ ($|H|$: eigenvalues in absolute value, floored at
-    `floor` times the largest); the identity when $H$ is not finite."""
-    H = np.asarray(H, np.float64)
-    if not np.all(np.isfinite(H)):
-        return np.eye(H.shape[0])
-    evals, evecs = np.linalg.eigh(0.5 * (H + H.T))
-    lam = np.maximum(np.abs(evals), floor * max(np.abs(evals).max(), 1e-300))
-    return evecs / np.sqrt(lam)
-
-
-def forward_mode_gradient(f: Callable) -> Callable:
-    """`f` (a scalar function of a vector) whose reverse-mode gradient is computed by
-    forward mode: one `jvp` per coordinate, batched with `vmap`.
-
-    The likelihood is a long `lax.scan` of small operations with few parameters; its
-    reverse pass must store and revisit every step, and measures slower than the batched
-    forward pass (`benchmarks/calibration.py`).
-    """
-
-    @jax.custom_vjp
-    def g(u):
-        return f(u)
-
-    def fwd(u):
-        eye = jnp.eye(u.shape[0], dtype=u.dtype)
-        value, jac = jax.vmap(lambda e: jax.jvp(f, (u,), (e,)), out_axes=(None, 0))(eye)
-        return value, jac
-
-    def bwd(jac, ct):
-        return (ct * jac,)
-
-    g.defvjp(fwd, bwd)
-    return g
-
-
-def _restore(template, leaves):
-    flat, treedef = jax.tree.flatten(template)
-    if len(flat) != len(leaves):
-        raise ValueError("checkpoint does not match the optimiser state")
-    return jax.tree.unflatten(
-        treedef, [jnp.asarray(x, dtype=jnp.asarray(f).dtype) for f, x in zip(flat, leaves)]
-    )
-
-
-def _state_payload(state) -> dict:
-    return {f"state_{i}": np.asarray(x) for i, x in enumerate(jax.tree.leaves(state))}
-
-
-def _state_leaves(d: dict) -> list:
-    n = sum(1 for k in d if k.startswith("state_"))
-    return [d[f"state_{i}"] for i in range(n)]
-
-
 def calibrate(
     series: PriceSeries,
     calibrator: PriceCalibrator = PriceCalibrator(),
@@ -349,57 +183,29 @@ def calibrate(
     **Returns:** a [`CalibrationResult`][].
     """
     cal = calibrator
+    # Parse: the parametrisation and the data as arrays.
     param = cal.parametrisation(series)
     y = jnp.asarray(series.prices, dtype=float)
     t = jnp.asarray(series.hours(), dtype=float)
-    progs = _programs(param, y, t, cal.warmup_lr)
-    fp = _fingerprint(series, cal, param)
-    saved = _load(checkpoint, fp) if checkpoint else None
-    u_init = param.initial(series.prices, series.hours())
-    rng = np.random.default_rng(cal.seed)
-    perturb = rng.normal(size=(cal.starts, param.size))
-    done: list[tuple] = []
-    if saved is not None and "done_loss" in saved:
-        for i in range(saved["done_loss"].size):
-            done.append(
-                (
-                    saved["done_u"][i],
-                    float(saved["done_loss"][i]),
-                    bool(saved["done_conv"][i]),
-                    str(saved["done_reason"][i]),
-                    int(saved["done_iter"][i]),
-                    tuple(saved[f"done_hist_{i}"].tolist()),
-                )
-            )
+    # Set up: compiled programs, starting points, what a checkpoint says is done already.
+    progs = Programs(param, y, t, cal.warmup_lr)
+    fp = fingerprint(series, cal, param)
+    saved = load(checkpoint, fp) if checkpoint else None
+    starts = _starting_points(cal, param, series)
+    done = _Done.restore(saved)
     elapsed0 = float(saved["seconds"]) if saved is not None else 0.0
     t_start = time.perf_counter()
 
     def payload(extra: dict) -> dict:
-        d = {
-            "fingerprint": np.asarray(fp),
-            "seconds": np.asarray(elapsed0 + time.perf_counter() - t_start),
-        }
-        if done:
-            d["done_u"] = np.stack([r[0] for r in done])
-            d["done_loss"] = np.asarray([r[1] for r in done])
-            d["done_conv"] = np.asarray([r[2] for r in done])
-            d["done_reason"] = np.asarray([r[3] for r in done])
-            d["done_iter"] = np.asarray([r[4] for r in done])
-            for i, r in enumerate(done):
-                d[f"done_hist_{i}"] = np.asarray(r[5])
-        d.update(extra)
-        return d
+        seconds = elapsed0 + time.perf_counter() - t_start
+        head = {"fingerprint": np.asarray(fp), "seconds": np.asarray(seconds)}
+        return head | done.payload() | extra
 
+    # Run: every start not done yet, resuming the interrupted one.
     for s in range(len(done), cal.starts):
-        u0 = u_init.copy()
-        if s > 0:
-            u0 = u0 + _perturbation(param, perturb[s])
-        run = _Run(u=jnp.asarray(u0, dtype=float), phase="adam" if cal.warmup else "lbfgs")
+        run = Run(u=jnp.asarray(starts[s], dtype=float), phase="adam" if cal.warmup else "lbfgs")
         if saved is not None and "start" in saved and int(saved["start"]) == s:
-            run = _Run.restore(saved, progs)
-            saved = None
-        elif run.phase == "adam":
-            run.state = progs.adam.init(run.u)
+            run, saved = Run.restore(saved, progs), None
         bar = tqdm(
             total=cal.warmup + cal.max_iter,
             initial=run.it,
@@ -407,53 +213,24 @@ def calibrate(
             disable=not progress,
             leave=False,
         )
-        converged, reason = False, f"max_iter={cal.max_iter} reached"
         try:
-            while run.phase == "adam" and run.it < cal.warmup:
-                run.u, run.state, value = progs.adam_step(run.u, run.state)
-                run.it += 1
-                run.history.append(float(value))
-                if run.it == cal.warmup:
-                    run.phase, run.state = "lbfgs", None
-                _checkpoint(checkpoint, payload, s, run)
-                bar.update(1)
-                bar.set_postfix(loss=f"{float(value):.6f}")
-            if run.state is None:
-                run.start_lbfgs(progs, cal.precondition)
-                _checkpoint(checkpoint, payload, s, run)
-            prev = run.history[-1] if run.history else float(progs.loss(run.u))
-            while run.it < cal.warmup + cal.max_iter:
-                run.v, run.state, value, gmax = progs.lbfgs_step(run.v, run.state, run.u_ref, run.P)
-                run.u = run.u_ref + run.P @ run.v
-                run.it += 1
-                value, gmax = float(value), float(gmax)
-                if not np.isfinite(value):
-                    reason = "loss became non-finite"
-                    break
-                rel = abs(prev - value) / max(1.0, abs(value))
-                run.small = run.small + 1 if rel <= cal.ftol else 0
-                prev = value
-                run.history.append(value)
-                if gmax <= cal.gtol:
-                    converged, reason = True, f"gradient max-norm {gmax:.2e} <= gtol"
-                elif run.small >= cal.patience:
-                    converged = True
-                    reason = f"relative loss change <= ftol for {cal.patience} iterations"
-                _checkpoint(checkpoint, payload, s, run)
-                bar.update(1)
-                bar.set_postfix(loss=f"{value:.6f}", grad=f"{gmax:.1e}")
-                if callback is not None:
-                    callback(s, run.it, value)
-                if converged:
-                    break
+            converged, reason = run_start(
+                run,
+                progs,
+                cal,
+                checkpoint=checkpointer(checkpoint, payload, s),
+                bar=bar,
+                callback=None if callback is None else lambda it, v, s=s: callback(s, it, v),
+            )
         finally:
             bar.close()
-        loss_u = float(progs.loss(run.u))
-        done.append((np.asarray(run.u), loss_u, converged, reason, run.it, tuple(run.history)))
-        _checkpoint(checkpoint, payload, s + 1, None)
-    best = int(np.argmin([r[1] if np.isfinite(r[1]) else np.inf for r in done]))
-    u_best, loss_best, conv, reason, iters, hist = done[best]
+        done.add(
+            np.asarray(run.u), float(progs.loss(run.u)), converged, reason, run.it, run.history
+        )
+        checkpointer(checkpoint, payload, s + 1)(None)
+    u_best, loss_best, conv, reason, iters, hist = done.best()
     seconds = elapsed0 + time.perf_counter() - t_start
+    # Covariance of the coordinates at the best optimum.
     cov, singular = (None, False)
     if stderr:
         cov, singular = _covariance(param, progs, u_best, int(y.shape[0]))
@@ -474,78 +251,67 @@ def calibrate(
         reason=reason,
         iterations=iters,
         seconds=seconds,
-        start_losses=tuple(r[1] for r in done),
+        start_losses=done.losses(),
         history=hist,
         covariance=cov,
         hessian_singular=singular,
     )
 
 
-class _Run:
-    """The mutable state of one start: coordinates, optimiser state, counters."""
+def _starting_points(cal: PriceCalibrator, param: Parametrisation, series) -> list:
+    """The first start from moment estimates, the others perturbed from it."""
+    u_init = param.initial(series.prices, series.hours())
+    perturb = np.random.default_rng(cal.seed).normal(size=(cal.starts, param.size))
+    return [u_init] + [u_init + _perturbation(param, perturb[s]) for s in range(1, cal.starts)]
 
-    def __init__(self, u, phase):
-        self.u = u
-        self.phase = phase
-        self.it = 0
-        self.small = 0
-        self.history: list[float] = []
-        self.state = None
-        self.v = None
-        self.u_ref = None
-        self.P = None
 
-    def start_lbfgs(self, progs: _Programs, precondition: bool) -> None:
-        d = self.u.shape[0]
-        if precondition:
-            P = whitening(np.asarray(progs.hessian(self.u)))
-        else:
-            P = np.eye(d)
-        self.phase = "lbfgs"
-        self.u_ref = self.u
-        self.P = jnp.asarray(P, dtype=self.u.dtype)
-        self.v = jnp.zeros((d,), self.u.dtype)
-        self.state = progs.lbfgs.init(self.v)
+class _Done:
+    """The finished starts: `(u, loss, converged, reason, iterations, history)` each."""
+
+    def __init__(self):
+        self.rows: list[tuple] = []
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def add(self, u, loss, converged, reason, iterations, history) -> None:
+        self.rows.append((u, loss, converged, reason, iterations, tuple(history)))
+
+    def losses(self) -> tuple[float, ...]:
+        return tuple(r[1] for r in self.rows)
+
+    def best(self) -> tuple:
+        return self.rows[int(np.argmin([r[1] if np.isfinite(r[1]) else np.inf for r in self.rows]))]
 
     def payload(self) -> dict:
+        if not self.rows:
+            return {}
         d = {
-            "phase": np.asarray(self.phase),
-            "iteration": np.asarray(self.it),
-            "small": np.asarray(self.small),
-            "history": np.asarray(self.history, dtype=np.float64),
-            "u": np.asarray(self.u),
+            "done_u": np.stack([r[0] for r in self.rows]),
+            "done_loss": np.asarray([r[1] for r in self.rows]),
+            "done_conv": np.asarray([r[2] for r in self.rows]),
+            "done_reason": np.asarray([r[3] for r in self.rows]),
+            "done_iter": np.asarray([r[4] for r in self.rows]),
         }
-        if self.phase == "lbfgs" and self.state is not None:
-            d |= {"v": np.asarray(self.v), "u_ref": np.asarray(self.u_ref)}
-            d["P"] = np.asarray(self.P)
-        if self.state is not None:
-            d |= _state_payload(self.state)
+        for i, r in enumerate(self.rows):
+            d[f"done_hist_{i}"] = np.asarray(r[5])
         return d
 
     @classmethod
-    def restore(cls, saved: dict, progs: _Programs) -> "_Run":
-        run = cls(jnp.asarray(saved["u"], dtype=float), str(saved["phase"]))
-        run.it = int(saved["iteration"])
-        run.small = int(saved["small"])
-        run.history = list(saved["history"].tolist())
-        leaves = _state_leaves(saved)
-        if run.phase == "adam":
-            run.state = _restore(progs.adam.init(run.u), leaves)
-        elif "v" in saved:
-            run.v = jnp.asarray(saved["v"], dtype=float)
-            run.u_ref = jnp.asarray(saved["u_ref"], dtype=float)
-            run.P = jnp.asarray(saved["P"], dtype=float)
-            run.state = _restore(progs.lbfgs.init(run.v), leaves)
-        return run
-
-
-def _checkpoint(path, payload, s, run: _Run | None) -> None:
-    if not path:
-        return
-    extra = {"start": np.asarray(s)}
-    if run is not None:
-        extra |= run.payload()
-    _save(path, payload(extra))
+    def restore(cls, saved: dict | None) -> "_Done":
+        done = cls()
+        if saved is None or "done_loss" not in saved:
+            return done
+        for i in range(saved["done_loss"].size):
+            done.add(
+                saved["done_u"][i],
+                float(saved["done_loss"][i]),
+                bool(saved["done_conv"][i]),
+                str(saved["done_reason"][i]),
+                int(saved["done_iter"][i]),
+                saved[f"done_hist_{i}"].tolist(),
+            )
+        return done
 
 
 def _perturbation(param: Parametrisation, z: np.ndarray) -> np.ndarray:
@@ -559,7 +325,7 @@ def _perturbation(param: Parametrisation, z: np.ndarray) -> np.ndarray:
     return scale * z
 
 
-def _covariance(param: Parametrisation, progs: _Programs, u, n: int) -> tuple[np.ndarray, bool]:
+def _covariance(param: Parametrisation, progs: Programs, u, n: int) -> tuple[np.ndarray, bool]:
     # The loss is the mean over n observations; the information is n times its Hessian.
     H = n * np.asarray(progs.hessian(jnp.asarray(u)))
     H = 0.5 * (H + H.T)

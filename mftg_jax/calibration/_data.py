@@ -13,10 +13,12 @@ duplicated, backward or missing timestamps are errors naming file, line and colu
 `repair=True`, which fixes them and records what it did in `PriceSeries.repairs`.
 """
 
+from collections.abc import Callable
 import csv
 import dataclasses
 import datetime as _dt
 import os
+from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -164,10 +166,6 @@ def split_series(
     return Split(train, test, span)
 
 
-class _Reject(ValueError):
-    pass
-
-
 def _where(path: str, line: int, col: int, name: str) -> str:
     return f"{path}, line {line}, column {col} ({name!r})"
 
@@ -216,6 +214,237 @@ def _time_format(path: str, line: int, value: str) -> str:
     )
 
 
+# ---------------------------------------------------------------------------------------
+# Parse: the header and the data records, with their file lines.
+
+
+@dataclasses.dataclass(frozen=True)
+class _Table:
+    """A CSV file's header and its non-blank data records `(file line, fields)`."""
+
+    path: str
+    names: list[str]
+    layout: str
+    pcol: int
+    records: list[tuple[int, list[str]]]
+
+    @property
+    def pname(self) -> str:
+        return self.names[self.pcol]
+
+    @property
+    def tname(self) -> str:
+        return self.names[0] or "timestamp"
+
+    def where(self, line: int, col: int, name: str) -> str:
+        return _where(self.path, line, col, name)
+
+
+def _read_table(path: str, price_column: str | None) -> _Table:
+    with open(path, newline="", encoding="utf-8-sig") as f:
+        rows = list(csv.reader(f))
+    if not rows:
+        raise ValueError(f"{path}: empty file")
+    header = rows[0]
+    names = [h.strip() for h in header]
+    layout = _detect_layout(header)
+    if len(names) < 2:
+        raise ValueError(f"{path}, line 1: need a timestamp and a price column, got {names}")
+    pcol = _find_price_column(path, names, price_column)
+    # csv.reader yields one list per record; records here never span lines, so the file
+    # line of record i is i + 1.
+    records = [
+        (i, row)
+        for i, row in enumerate(rows[1:], start=2)
+        if row and not all(not x.strip() for x in row)
+    ]
+    return _Table(path, names, layout, pcol, records)
+
+
+@dataclasses.dataclass(frozen=True)
+class _Rows:
+    """Well-formed data rows: file lines, timestamps (NaT: unreadable) and prices (NaN:
+    non-numeric), with the raw text of both for the messages."""
+
+    lines: np.ndarray
+    times: np.ndarray
+    prices: np.ndarray
+    stamps: np.ndarray
+    raw: np.ndarray
+
+    def take(self, idx) -> "_Rows":
+        return _Rows(*(getattr(self, f.name)[idx] for f in dataclasses.fields(self)))
+
+
+def _rows(table: _Table, records: list[tuple[int, list[str]]]) -> tuple[_Rows, str]:
+    """The rows' values, and the timestamp format (read from the first row)."""
+    if not records:
+        raise ValueError(f"{table.path}: no data rows")
+    lines = np.asarray([i for i, _ in records])
+    stamps = [row[0].strip() for _, row in records]
+    raw = [row[table.pcol].strip() for _, row in records]
+    fmt = _time_format(table.path, int(lines[0]), stamps[0])
+    times = pd.to_datetime(pd.Series(stamps), format=fmt, errors="coerce")
+    prices = pd.to_numeric(pd.Series(raw), errors="coerce").to_numpy(dtype=np.float64)
+    return _Rows(
+        lines=lines,
+        times=times.to_numpy().astype("datetime64[s]"),
+        prices=prices,
+        stamps=np.asarray(stamps, dtype=object),
+        raw=np.asarray(raw, dtype=object),
+    ), fmt
+
+
+# ---------------------------------------------------------------------------------------
+# Detect: each check returns the first defect of its kind (None: none), with the error
+# raised without `repair`, the notes recorded with it, and the repair.
+
+
+class _Defect(NamedTuple):
+    error: str
+    notes: tuple[str, ...]
+    repair: Callable[[], Any]
+
+
+def _settle(defect: _Defect | None, unchanged, repair: bool, repairs: list[str]):
+    """Raise the defect's error, or (with `repair`) record its notes and return the repair;
+    `unchanged` when there is no defect."""
+    if defect is None:
+        return unchanged
+    if not repair:
+        raise ValueError(defect.error)
+    repairs.extend(defect.notes)
+    return defect.repair()
+
+
+def _malformed(table: _Table) -> _Defect | None:
+    ncol = len(table.names)
+    bad = [(i, row) for i, row in table.records if len(row) != ncol]
+    if not bad:
+        return None
+    msgs = [
+        f"{table.where(i, min(len(row), ncol) + 1, 'row')}: malformed row with {len(row)} "
+        f"fields, expected {ncol}"
+        for i, row in bad
+    ]
+    good = [(i, row) for i, row in table.records if len(row) == ncol]
+    return _Defect(msgs[0], tuple(f"dropped {m}" for m in msgs), lambda: good)
+
+
+def _unreadable_times(table: _Table, rows: _Rows, fmt: str) -> _Defect | None:
+    bad = np.flatnonzero(np.isnat(rows.times))
+    if not bad.size:
+        return None
+    j = bad[0]
+    msg = (
+        f"{table.where(rows.lines[j], 1, table.tname)}: cannot read timestamp "
+        f"{rows.stamps[j]!r} (format {fmt})"
+    )
+    error = msg + (f"; {bad.size} such rows" if bad.size > 1 else "")
+    note = f"dropped {bad.size} row(s) with unreadable timestamps, first: {msg}"
+    return _Defect(error, (note,), lambda: rows.take(~np.isnat(rows.times)))
+
+
+def _non_numeric(table: _Table, rows: _Rows) -> _Defect | None:
+    bad = np.flatnonzero(~np.isfinite(rows.prices))
+    if not bad.size:
+        return None
+    j = bad[0]
+    where = table.where(rows.lines[j], table.pcol + 1, table.pname)
+    msg = f"{where}: non-numeric price {rows.raw[j]!r}" + (
+        f" ({bad.size} such rows)" if bad.size > 1 else ""
+    )
+    # Repaired at the end, by interpolation on the regular grid.
+    return _Defect(msg, (f"interpolated {msg}",), lambda: rows)
+
+
+def _backwards(table: _Table, rows: _Rows) -> _Defect | None:
+    t = rows.times
+    back = np.flatnonzero(np.diff(t) < np.timedelta64(0, "s"))
+    if not back.size:
+        return None
+    j = back[0] + 1
+    error = (
+        f"{table.where(rows.lines[j], 1, table.tname)}: timestamp {t[j]} is before the "
+        f"previous row's {t[j - 1]}"
+    )
+    note = f"sorted {back.size} out-of-order timestamp(s)"
+    return _Defect(error, (note,), lambda: rows.take(np.argsort(t, kind="stable")))
+
+
+def _duplicates(table: _Table, rows: _Rows) -> _Defect | None:
+    t = rows.times
+    dup = np.flatnonzero(np.diff(t) == np.timedelta64(0, "s"))
+    if not dup.size:
+        return None
+    j = dup[0] + 1
+    msg = (
+        f"{table.where(rows.lines[j], 1, table.tname)}: duplicated timestamp {t[j]} (also at "
+        f"line {rows.lines[j - 1]})" + (f"; {dup.size} duplicates in all" if dup.size > 1 else "")
+    )
+
+    def average() -> _Rows:
+        ut, inv = np.unique(t, return_inverse=True)
+        fin = np.isfinite(rows.prices)
+        sums = np.bincount(inv, np.where(fin, rows.prices, 0.0))
+        cnt = np.bincount(inv, fin.astype(float))
+        first = np.full(ut.size, -1)
+        first[inv[::-1]] = rows.lines[::-1]
+        keep = np.flatnonzero(np.r_[True, np.diff(t) != np.timedelta64(0, "s")])
+        out = rows.take(keep)
+        prices = np.where(cnt > 0, sums / np.maximum(cnt, 1), np.nan)
+        return dataclasses.replace(out, lines=first, times=ut, prices=prices)
+
+    return _Defect(msg, (f"averaged duplicates: {msg}",), average)
+
+
+def _time_step(rows: _Rows, step) -> np.timedelta64:
+    if step is None:
+        dts = np.diff(rows.times)
+        return dts[dts > np.timedelta64(0, "s")].min()
+    return pd.Timedelta(step).to_timedelta64().astype("timedelta64[s]")
+
+
+def _gaps(table: _Table, rows: _Rows, step64: np.timedelta64) -> _Defect | None:
+    t = rows.times
+    dts = np.diff(t)
+    off = np.flatnonzero(dts != step64)
+    if not off.size:
+        return None
+    j = off[0] + 1
+    gap = dts[j - 1]
+    where = table.where(rows.lines[j], 1, table.tname)
+    if gap % step64 != np.timedelta64(0, "s"):
+        raise ValueError(
+            f"{where}: timestamp {t[j]} is off the {_show_step(step64)} grid (previous {t[j - 1]})"
+        )
+    n_missing = int(gap // step64) - 1
+    msg = (
+        f"{where}: {n_missing} missing timestamp(s) between {t[j - 1]} and {t[j]} (step "
+        f"{_show_step(step64)})" + (f"; {off.size} gaps in all" if off.size > 1 else "")
+    )
+
+    def fill() -> tuple[np.ndarray, np.ndarray]:
+        if np.any(dts % step64 != np.timedelta64(0, "s")):
+            raise ValueError(msg + "; some timestamps are off the grid, cannot repair")
+        full = np.arange(t[0], t[-1] + step64, step64)
+        filled = np.full(full.size, np.nan)
+        filled[((t - t[0]) // step64).astype(int)] = rows.prices
+        return full, filled
+
+    return _Defect(msg, (f"interpolated missing timestamps: {msg}",), fill)
+
+
+def _interpolate(table: _Table, prices: np.ndarray) -> np.ndarray:
+    bad = ~np.isfinite(prices)
+    if not bad.any():
+        return prices
+    if bad.all():
+        raise ValueError(f"{table.path}: no numeric prices in column {table.pname!r}")
+    idx = np.arange(prices.size)
+    return np.interp(idx, idx[~bad], prices[~bad])
+
+
 def load_prices(
     path: str | os.PathLike,
     price_column: str | None = None,
@@ -240,144 +469,27 @@ def load_prices(
     price, a duplicated, backward or missing timestamp; `OSError` when the file cannot be read.
     """
     path = os.fspath(path)
-    with open(path, newline="", encoding="utf-8-sig") as f:
-        rows = list(csv.reader(f))
-    if not rows:
-        raise ValueError(f"{path}: empty file")
-    header = rows[0]
-    names = [h.strip() for h in header]
-    layout = _detect_layout(header)
-    if len(names) < 2:
-        raise ValueError(f"{path}, line 1: need a timestamp and a price column, got {names}")
-    pcol = _find_price_column(path, names, price_column)
-    pname = names[pcol]
+    # Parse: header, price column and records with their file lines.
+    table = _read_table(path, price_column)
+    # Each defect in turn (the first one found is the error): raise, or repair and record.
     repairs: list[str] = []
-    # csv.reader yields one list per record; records here never span lines, so the file
-    # line of record i is i + 1.
-    ncol = len(header)
-    lines, stamps, raw = [], [], []
-    for i, row in enumerate(rows[1:], start=2):
-        if not row or all(not x.strip() for x in row):
-            continue
-        if len(row) != ncol:
-            msg = (
-                f"{_where(path, i, min(len(row), ncol) + 1, 'row')}: malformed row with "
-                f"{len(row)} fields, expected {ncol}"
-            )
-            if not repair:
-                raise ValueError(msg)
-            repairs.append(f"dropped {msg}")
-            continue
-        lines.append(i)
-        stamps.append(row[0].strip())
-        raw.append(row[pcol].strip())
-    if not lines:
-        raise ValueError(f"{path}: no data rows")
-    lines_a = np.asarray(lines)
-    fmt = _time_format(path, lines[0], stamps[0])
-    times = pd.to_datetime(pd.Series(stamps), format=fmt, errors="coerce")
-    bad_t = np.flatnonzero(times.isna().to_numpy())
-    if bad_t.size:
-        j = bad_t[0]
-        msg = (
-            f"{_where(path, lines[j], 1, names[0] or 'timestamp')}: cannot read timestamp "
-            f"{stamps[j]!r} (format {fmt})"
-        )
-        if not repair:
-            raise ValueError(msg + (f"; {bad_t.size} such rows" if bad_t.size > 1 else ""))
-        repairs.append(f"dropped {bad_t.size} row(s) with unreadable timestamps, first: {msg}")
-        keep = np.ones(len(lines), bool)
-        keep[bad_t] = False
-        times = times[keep]
-        lines_a = lines_a[keep]
-        raw = [r for r, k in zip(raw, keep) if k]
-    t = times.to_numpy().astype("datetime64[s]")
-    prices = pd.to_numeric(pd.Series(raw), errors="coerce").to_numpy(dtype=np.float64)
-    bad_p = np.flatnonzero(~np.isfinite(prices))
-    if bad_p.size:
-        j = bad_p[0]
-        msg = f"{_where(path, lines_a[j], pcol + 1, pname)}: non-numeric price {raw[j]!r}" + (
-            f" ({bad_p.size} such rows)" if bad_p.size > 1 else ""
-        )
-        if not repair:
-            raise ValueError(msg)
-        repairs.append(f"interpolated {msg}")
-    if t.size < 2:
-        raise ValueError(f"{path}: need at least two observations, got {t.size}")
-    dts = np.diff(t)
-    back = np.flatnonzero(dts < np.timedelta64(0, "s"))
-    if back.size and not repair:
-        j = back[0] + 1
-        raise ValueError(
-            f"{_where(path, lines_a[j], 1, names[0] or 'timestamp')}: timestamp {t[j]} is "
-            f"before the previous row's {t[j - 1]}"
-        )
-    if back.size:
-        order = np.argsort(t, kind="stable")
-        t, prices, lines_a = t[order], prices[order], lines_a[order]
-        repairs.append(f"sorted {back.size} out-of-order timestamp(s)")
-        dts = np.diff(t)
-    dup = np.flatnonzero(dts == np.timedelta64(0, "s"))
-    if dup.size:
-        j = dup[0] + 1
-        msg = (
-            f"{_where(path, lines_a[j], 1, names[0] or 'timestamp')}: duplicated timestamp "
-            f"{t[j]} (also at line {lines_a[j - 1]})"
-            + (f"; {dup.size} duplicates in all" if dup.size > 1 else "")
-        )
-        if not repair:
-            raise ValueError(msg)
-        ut, inv = np.unique(t, return_inverse=True)
-        fin = np.isfinite(prices)
-        sums = np.bincount(inv, np.where(fin, prices, 0.0))
-        cnt = np.bincount(inv, fin.astype(float))
-        prices = np.where(cnt > 0, sums / np.maximum(cnt, 1), np.nan)
-        first = np.full(ut.size, -1)
-        first[inv[::-1]] = lines_a[::-1]
-        t, lines_a = ut, first
-        repairs.append(f"averaged duplicates: {msg}")
-        dts = np.diff(t)
-    if step is None:
-        step64 = dts[dts > np.timedelta64(0, "s")].min()
-    else:
-        step64 = pd.Timedelta(step).to_timedelta64().astype("timedelta64[s]")
-    off = np.flatnonzero(dts != step64)
-    if off.size:
-        j = off[0] + 1
-        gap = dts[j - 1]
-        if gap % step64 != np.timedelta64(0, "s"):
-            raise ValueError(
-                f"{_where(path, lines_a[j], 1, names[0] or 'timestamp')}: timestamp {t[j]} is "
-                f"off the {_show_step(step64)} grid (previous {t[j - 1]})"
-            )
-        n_missing = int(gap // step64) - 1
-        msg = (
-            f"{_where(path, lines_a[j], 1, names[0] or 'timestamp')}: {n_missing} missing "
-            f"timestamp(s) between {t[j - 1]} and {t[j]} (step {_show_step(step64)})"
-            + (f"; {off.size} gaps in all" if off.size > 1 else "")
-        )
-        if not repair:
-            raise ValueError(msg)
-        if np.any(dts % step64 != np.timedelta64(0, "s")):
-            raise ValueError(msg + "; some timestamps are off the grid, cannot repair")
-        full = np.arange(t[0], t[-1] + step64, step64)
-        filled = np.full(full.size, np.nan)
-        filled[((t - t[0]) // step64).astype(int)] = prices
-        repairs.append(f"interpolated missing timestamps: {msg}")
-        t, prices = full, filled
-    bad = ~np.isfinite(prices)
-    if bad.any():
-        idx = np.arange(prices.size)
-        if bad.all():
-            raise ValueError(f"{path}: no numeric prices in column {pname!r}")
-        prices = np.interp(idx, idx[~bad], prices[~bad])
+    records = _settle(_malformed(table), table.records, repair, repairs)
+    rows, fmt = _rows(table, records)
+    rows = _settle(_unreadable_times(table, rows, fmt), rows, repair, repairs)
+    rows = _settle(_non_numeric(table, rows), rows, repair, repairs)
+    if rows.times.size < 2:
+        raise ValueError(f"{path}: need at least two observations, got {rows.times.size}")
+    rows = _settle(_backwards(table, rows), rows, repair, repairs)
+    rows = _settle(_duplicates(table, rows), rows, repair, repairs)
+    step64 = _time_step(rows, step)
+    t, prices = _settle(_gaps(table, rows, step64), (rows.times, rows.prices), repair, repairs)
     return PriceSeries(
         times=t,
-        prices=prices,
+        prices=_interpolate(table, prices),
         step=step64,
         source=path,
-        column=pname,
-        layout=layout,
+        column=table.pname,
+        layout=table.layout,
         repairs=tuple(repairs),
     )
 

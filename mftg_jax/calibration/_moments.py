@@ -8,7 +8,8 @@ $$Q(u) = \sum_k W_k\,\big(\bar m_k(u) - m_k(y)\big)^2$$
 
 between the mean moments of $R$ simulated paths $\bar m(u)$ (each as long as the data, after
 a burn-in) and the data's moments $m(y)$ — mean, variance, autocorrelations at a few lags and
-tail quantiles — is minimised by optax's L-BFGS on `jax.grad` of the simulation. $W$ is the
+tail quantiles — is minimised by optimistix's L-BFGS on reverse-mode gradients of the
+simulation. $W$ is the
 inverse variance of each moment across simulated paths at the starting point. Standard errors
 are the sandwich $(J^\top WJ)^{-1}J^\top W\Omega WJ(J^\top WJ)^{-1}$ with $J = \partial\bar m/
 \partial u$ (pathwise, `jax.jacrev`) and $\Omega = (1 + 1/R)S$, $S$ the covariance of one
@@ -25,10 +26,11 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 
+from .._simulation._spec import EnsembleSpec
 from ..price import simulate_paths
 from ._data import PriceSeries
+from ._optimiser import lbfgs_iteration, lbfgs_start
 from ._parametrisation import Parametrisation
 from ._price_model import StructuralDefaults
 
@@ -79,16 +81,14 @@ class MomentResult:
 
 def _simulated(param, key, u, n_paths, burn_in, T, dtype):
     game = param.game(u)
-    paths = simulate_paths(
-        game,
-        key,
-        n_paths_per_scenario=1,
+    spec = EnsembleSpec(
+        n_paths=n_paths,
         n_common=n_paths,
         n_steps=burn_in + T,
-        save_times={"steps": tuple(range(burn_in, burn_in + T))},
+        save_steps=tuple(range(burn_in, burn_in + T)),
         dtype=dtype,
-        track_revenue=False,
     )
+    paths = simulate_paths(game, key, spec, track_revenue=False)
     return price_moments(paths.p[:, 0, :])
 
 
@@ -122,14 +122,7 @@ def calibrate_moments(
     T = y.size
     if series.dt_hours != 1.0:
         raise ValueError(f"simulated moments need an hourly series, got step {series.dt_hours} h")
-    dflt = StructuralDefaults(
-        n=defaults.n,
-        lam=defaults.lam,
-        c=defaults.c,
-        r_share=defaults.r_share,
-        q=defaults.q,
-        horizon=float(burn_in + T),
-    )
+    dflt = dataclasses.replace(defaults, horizon=float(burn_in + T))
     param = Parametrisation(
         model="equilibrium",
         harmonics=(),
@@ -150,28 +143,37 @@ def calibrate_moments(
     def loss(u):
         return jnp.sum(weights * (jnp.mean(sim(u), 0) - observed) ** 2)
 
-    opt = optax.lbfgs()
-    state = opt.init(u)
-    vg = optax.value_and_grad_from_state(loss)
+    # L-BFGS in u = u0 + c v with c^2 = min(1, 1/max|g0|): the first step (a gradient
+    # step; the iteration is invariant to c after it) moves u by at most 1 per coordinate,
+    # where a longer one can leave the region where the game's Riccati solution exists.
+    def fn(v, args):
+        u0, c = args
+        return loss(u0 + c * v), None
 
-    @jax.jit
-    def step(u, state):
-        value, grad = vg(u, state=state)
-        updates, state = opt.update(grad, state, u, value=value, grad=grad, value_fn=loss)
-        u = optax.apply_updates(u, updates)
-        g = optax.tree_utils.tree_get(state, "grad")
-        return u, state, optax.tree_utils.tree_get(state, "value"), jnp.max(jnp.abs(g))
-
+    # Reverse mode (as `jax.grad`) through the simulation.
+    options = {"autodiff_mode": "bwd"}
     t0 = time.perf_counter()
+    v = jnp.zeros_like(u)
+    args = (u, jnp.ones((), dtype))
+    state = lbfgs_start(fn, v, args, options=options)
+    g0 = lbfgs_iteration(fn, v, state, args, options=options, max_evals=0)[3]
+    args = (u, jnp.sqrt(jnp.minimum(1.0, 1.0 / g0)))
+    scale = float(args[1])
+    state = lbfgs_start(fn, v, args, options=options)
     prev, converged, it = np.inf, False, 0
     while it < max_iter:
         it += 1
-        u, state, value, gmax = step(u, state)
+        v, state, value, gmax, _, ok = lbfgs_iteration(fn, v, state, args, options=options)
         value = float(value)
-        if float(gmax) <= gtol or abs(prev - value) <= ftol * max(1.0, abs(value)):
+        if not bool(ok):
+            break
+        # gtol applies to the gradient in u: d/du = (d/dv) / c.
+        small_step = abs(prev - value) <= ftol * max(1.0, abs(value))
+        if float(gmax) / scale <= gtol or small_step:
             converged = True
             break
         prev = value
+    u = args[0] + args[1] * v
     m_paths = sim(u)
     J = jax.jacrev(lambda v: jnp.mean(sim(v), 0))(u)
     S = jnp.cov(m_paths.T)

@@ -80,7 +80,8 @@ class Parametrisation(eqx.Module):
     scale: Array = eqx.field(converter=_float)
     dt: float = eqx.field(static=True, default=1.0)
     period: float = eqx.field(static=True, default=168.0)
-    defaults: StructuralDefaults = eqx.field(static=True, default=StructuralDefaults())
+    # Its model values are traced leaves: other defaults reuse the compiled programs.
+    defaults: StructuralDefaults = StructuralDefaults()
     p0: Array = eqx.field(converter=_float, default=0.0)
 
     def __check_init__(self):

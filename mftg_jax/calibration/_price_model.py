@@ -23,12 +23,22 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float
+import numpy as np
 
 from .._custom_types import Scalar
 from .._noise._jumps import CompoundPoisson, NormalJumps
+from .._validation import is_concrete
 from ..price import DemandIntercept, Market, Noise, PriceGame, Producers, stationary_values
 
 COMMON, IDIOSYNCRATIC = 0, 1
+
+
+def _value(x):
+    """A model value as a traced leaf: NumPy float64 (exact whatever `jax_enable_x64` is
+    when the module-level defaults are built); JAX arrays and tracers are kept."""
+    if isinstance(x, jax.Array):
+        return x
+    return np.asarray(x, dtype=np.float64)
 
 
 class LinearPriceModel(eqx.Module):
@@ -82,8 +92,10 @@ class LinearPriceModel(eqx.Module):
         t = jnp.asarray(t)
         if not self.harmonics:
             return self.level + 0.0 * t
-        w = self.omega * t[..., None]
-        return self.level + jnp.sum(self.cos * jnp.cos(w) + self.sin * jnp.sin(w), axis=-1)
+        w = jnp.expand_dims(t, -1) * jnp.reshape(self.omega, (1,) * t.ndim + (-1,))
+        cos = jnp.reshape(self.cos, (1,) * t.ndim + (-1,))
+        sin = jnp.reshape(self.sin, (1,) * t.ndim + (-1,))
+        return self.level + jnp.sum(cos * jnp.cos(w) + sin * jnp.sin(w), axis=-1)
 
     def stationary_variance(self, dt) -> Array:
         """Per-factor stationary variance of the discretised factors (step `dt` hours)."""
@@ -223,21 +235,41 @@ class StructuralDefaults(eqx.Module):
     """
 
     n: int = eqx.field(static=True, default=1)
-    lam: float = eqx.field(static=True, default=0.0)
-    c: float = eqx.field(static=True, default=0.0)
-    r_share: float = eqx.field(static=True, default=0.5)
-    q: float = eqx.field(static=True, default=0.0)
-    horizon: float = eqx.field(static=True, default=24.0 * 7 * 4)
+    lam: Scalar = eqx.field(converter=_value, default=0.0)
+    c: Scalar = eqx.field(converter=_value, default=0.0)
+    r_share: Scalar = eqx.field(converter=_value, default=0.5)
+    q: Scalar = eqx.field(converter=_value, default=0.0)
+    horizon: Scalar = eqx.field(converter=_value, default=24.0 * 7 * 4)
 
     def __check_init__(self):
         if not (isinstance(self.n, int) and self.n >= 1):
             raise ValueError(f"n must be an integer >= 1, got {self.n!r}")
-        if not self.lam >= 0:
-            raise ValueError(f"lam must be >= 0, got {self.lam}")
-        if not 0 < self.r_share <= 1:
-            raise ValueError(f"r_share must be in (0, 1], got {self.r_share}")
-        if not self.horizon > 0:
-            raise ValueError(f"horizon must be > 0 hours, got {self.horizon}")
+        if not is_concrete(self.lam, self.r_share, self.horizon):
+            return
+        if not float(self.lam) >= 0:
+            raise ValueError(f"lam must be >= 0, got {float(self.lam)}")
+        if not 0 < float(self.r_share) <= 1:
+            raise ValueError(f"r_share must be in (0, 1], got {float(self.r_share)}")
+        if not float(self.horizon) > 0:
+            raise ValueError(f"horizon must be > 0 hours, got {float(self.horizon)}")
+
+    def values(self) -> dict:
+        """The settings as Python numbers (`n` and the five model values)."""
+        return {"n": self.n} | {k: float(getattr(self, k)) for k in _DEFAULT_VALUES}
+
+    # The model values are traced leaves (new values reuse the compiled programs); hashing
+    # and equality go by value, so that defaults (and settings holding them) can still be
+    # dictionary keys.
+    def __hash__(self) -> int:
+        return hash(tuple(self.values().items()))
+
+    def __eq__(self, other):
+        if type(other) is not type(self) or not is_concrete(self, other):
+            return super().__eq__(other)
+        return self.values() == other.values()
+
+
+_DEFAULT_VALUES = ("lam", "c", "r_share", "q", "horizon")
 
 
 def total_cost_curvature(eta, K, defaults: StructuralDefaults):
@@ -270,7 +302,7 @@ def game_from_identified(
 ) -> PriceGame:
     r"""A price game whose stationary equilibrium has the given identified quantities.
 
-    $R$ from $K$ ([`total_cost_curvature`][]), the intercept's mean $\bar a$ from
+    $R$ from $K$ (`total_cost_curvature`), the intercept's mean $\bar a$ from
     $\bar p = T(0)\bar a + \bar p|_{\bar a = 0}$ and its harmonics $A_h = Z_h/T(\omega_h)$.
 
     **Arguments:** `eta` and `K` ($\kappa_i = \eta$, $\kappa_c = \eta(1+K)$, per hour),

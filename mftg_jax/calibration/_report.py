@@ -117,11 +117,7 @@ def calibration_report(
         "game": _jsonable_game(eq),
         "identified": list(IDENTIFIED),
         "fixed_defaults": {
-            "n": calibrator.defaults.n,
-            "lam": calibrator.defaults.lam,
-            "c": calibrator.defaults.c,
-            "r_share": calibrator.defaults.r_share,
-            "q": calibrator.defaults.q,
+            **{k: v for k, v in calibrator.defaults.values().items() if k != "horizon"},
             "not_identified": list(NOT_IDENTIFIED),
         },
         "nll_train_per_obs": eq.loss,

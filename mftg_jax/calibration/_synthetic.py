@@ -39,13 +39,13 @@ def sample_prices(
     sd = model.sigma * jnp.sqrt(-jnp.expm1(-2 * model.kappa * dt) / (2 * model.kappa))
     pj, mu, sj = model.jump_prob, model.jump_loc, model.jump_std
     k0, k_eps, k_u, k_j = jax.random.split(key, 4)
-    eps = jax.random.normal(k_eps, (n, 2), dtype) * sd
+    eps = jax.random.normal(k_eps, (n, 2), dtype) * sd[None, :]
     # At most one jump per step: on the common factor with probability pj[0], on the
     # deviation with probability pj[1].
     u = jax.random.uniform(k_u, (n,), dtype)
     which = jnp.stack([u < pj[0], (u >= pj[0]) & (u < pj[0] + pj[1])], axis=-1)
-    sizes = mu + sj * jax.random.normal(k_j, (n, 2), dtype)
-    shocks = eps - pj * mu + jnp.where(which, sizes, 0.0)
+    sizes = mu[None, :] + sj[None, :] * jax.random.normal(k_j, (n, 2), dtype)
+    shocks = eps - (pj * mu)[None, :] + jnp.where(which, sizes, 0.0)
     x0 = jnp.sqrt(model.stationary_variance(dt)) * jax.random.normal(k0, (2,), dtype)
 
     def step(x, shock):

@@ -7,6 +7,7 @@ import jax
 import numpy as np
 
 from .. import lq, price
+from .._simulation._spec import EnsembleSpec
 from ._common import add_game_arguments, game_from_args, print_json
 
 
@@ -51,9 +52,14 @@ def certify_report(game, *, scenarios=400, paths=8, steps=1000, seed=0) -> dict:
         )
         for g, r in zip(got, ref)
     ]
-    sim = lq.simulate(
-        general, jax.random.PRNGKey(seed), scenarios=scenarios, paths=paths, steps=steps
+    spec = EnsembleSpec(
+        n_paths=scenarios * paths,
+        n_common=scenarios,
+        n_steps=steps,
+        scheme="euler",
+        dtype="float64",
     )
+    sim = lq.simulate(general, jax.random.PRNGKey(seed), spec)
     revenue_mc = -np.asarray(sim.mean_cost())
     se = np.asarray(sim.standard_error())
     revenue = np.asarray(riccati.revenue())

@@ -5,6 +5,7 @@ import argparse
 import jax
 import numpy as np
 
+from .._simulation._spec import EnsembleSpec
 from ..price import simulate
 from . import UsageError
 from ._common import add_game_arguments, game_from_args, print_json
@@ -33,7 +34,6 @@ def register(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    jax.config.update("jax_enable_x64", True)
     game = game_from_args(args)
     if args.paths < 1 or args.common < 1 or args.paths % args.common:
         raise UsageError(
@@ -41,9 +41,7 @@ def run(args: argparse.Namespace) -> int:
         )
     if args.steps < 1:
         raise UsageError(f"--steps must be >= 1, got {args.steps}")
-    res = simulate(
-        game,
-        jax.random.key(args.seed),
+    spec = EnsembleSpec(
         n_paths=args.paths,
         n_common=args.common,
         n_steps=args.steps,
@@ -51,8 +49,8 @@ def run(args: argparse.Namespace) -> int:
         dtype=args.dtype,
         batch_size=args.batch,
         n_full_paths=min(20, args.paths // args.common) if args.plot else 0,
-        progress=args.progress,
     )
+    res = simulate(game, jax.random.key(args.seed), spec, progress=args.progress)
     if args.plot:
         _plot(res, args.plot)
     s = res.summary()
@@ -94,7 +92,7 @@ def _plot(res, path: str) -> None:
     for one in res.paths_p:
         ax.plot(t, one, lw=0.5, color="grey", alpha=0.6)
     ax.plot(t, res.p_mean, label="E[p]")
-    if res.n_common > 1:
+    if res.run.n_common > 1:
         ax.fill_between(
             t, res.phat_quantiles[lo], res.phat_quantiles[hi], alpha=0.25, label="phat band"
         )

@@ -2,6 +2,7 @@
 
 import argparse
 
+import diffrax
 import numpy as np
 
 from .. import lq

@@ -4,12 +4,11 @@
 `dp_equilibrium` and `brute_force_best_response` certify it by independent routes.
 """
 
-from ._certificate import (
+from ._brute_force import (
     brute_force_best_response as brute_force_best_response,
     BruteForceResult as BruteForceResult,
-    nash_gap as nash_gap,
-    policy_cost as policy_cost,
 )
+from ._certificate import nash_gap as nash_gap, policy_cost as policy_cost
 from ._config import (
     game_from_dict as game_from_dict,
     game_to_toml as game_to_toml,
@@ -33,4 +32,10 @@ from ._riccati import (
     RiccatiValues as RiccatiValues,
     solve as solve,
 )
-from ._simulation import LQSimulation as LQSimulation, simulate as simulate
+from ._simulation import (
+    LQEnsemble as LQEnsemble,
+    LQEnsembleResult as LQEnsembleResult,
+    LQPaths as LQPaths,
+    simulate as simulate,
+    simulate_paths as simulate_paths,
+)

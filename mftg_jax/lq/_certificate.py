@@ -28,20 +28,18 @@ $\dot M_s = FM_s + M_sF^\top + \sum_k w_kD_kM_sD_k^\top - \lambda_sM_s + \sum_{s
 The expected cost is $\int\sum_s\tfrac12\mathrm{tr}(L_sM_s)\,dt + \sum_s\tfrac12
 \mathrm{tr}(G_sM_s(t_1))$, with no HJB anywhere.
 
-**Brute force.** Player $i$'s feedback gains, piecewise linear on a time grid per regime,
-minimised (L-BFGS) against the forward-moment cost with the others frozen. (The whole game
-by dynamic programming on a grid is in `_general_dp.py`.)
+**Brute force** (`_brute_force.py`). Player $i$'s feedback gains, piecewise linear on a time
+grid per regime, minimised (L-BFGS) against the forward-moment cost with the others frozen.
+(The whole game by dynamic programming on a grid is in `_dp.py`.)
 """
 
 from collections.abc import Callable
-from typing import NamedTuple
 
 import diffrax
 import equinox as eqx
 import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float
-import optax
 
 from .._certify import certificate, NashCertificate
 from .._odes import checked_solution, default_controller, solve_ode
@@ -50,6 +48,12 @@ from ._riccati import channels, RiccatiSolution
 
 # Index of each entry of xi = (y, xhat, 1, v, uhat).
 _Y, _XH, _ONE, _V, _UH = range(5)
+
+
+def _times(a: Array, v: Array) -> Array:
+    """Every entry of `a` times the vector `v`, shape `a.shape + v.shape`."""
+    a = jnp.asarray(a)
+    return a[..., None] * jnp.broadcast_to(v, a.shape + v.shape)
 
 
 def _unit(k: int, size: int, dtype) -> Array:
@@ -67,18 +71,18 @@ def _forms_for_player(co: Coefficients, g, gh, h, i):
     x = e[_Y] + e[_XH]
     others = jnp.arange(n) != i
     # u_j over xi for j != i: g_j y + gh_j xhat + h_j; own: v + uhat.
+    own = jnp.broadcast_to(e[_V] + e[_UH], (n, 5))
     U = jnp.where(
-        others[:, None],
-        g[:, None] * e[_Y] + gh[:, None] * e[_XH] + h[:, None] * e[_ONE],
-        e[_V] + e[_UH],
+        others[:, None], _times(g, e[_Y]) + _times(gh, e[_XH]) + _times(h, e[_ONE]), own
     )
-    Uh = jnp.where(others[:, None], gh[:, None] * e[_XH] + h[:, None] * e[_ONE], e[_UH])
+    own_h = jnp.broadcast_to(e[_UH], (n, 5))
+    Uh = jnp.where(others[:, None], _times(gh, e[_XH]) + _times(h, e[_ONE]), own_h)
 
     def form(aff_const, aff_x, aff_xhat, aff_u, aff_uhat):
         return (
-            aff_const[..., None] * e[_ONE]
-            + aff_x[..., None] * x
-            + aff_xhat[..., None] * e[_XH]
+            _times(aff_const, e[_ONE])
+            + _times(aff_x, x)
+            + _times(aff_xhat, e[_XH])
             + aff_u @ U
             + aff_uhat @ Uh
         )
@@ -295,8 +299,10 @@ def nash_gap(
     candidate's value formula, and the relative gap
     $(J^{cand}-J^{BR})/\max(|J^{BR}|,|J^{cand}|) \ge 0$.
     """
-    controller = default_controller(1e-10, 1e-10) if stepsize_controller is None else stepsize_controller
-    return _certify(candidate.game if game is None else game, candidate, controller, max_steps)
+    if stepsize_controller is None:
+        stepsize_controller = default_controller(1e-10, 1e-10)
+    game = candidate.game if game is None else game
+    return _certify(game, candidate, stepsize_controller, max_steps)
 
 
 # ----------------------------------------------------------------------------------------
@@ -316,15 +322,15 @@ def _forward_rhs(t, y, args):
     x = e[0] + e[1]
 
     def regime(co_s, g_s, gh_s, h_s, M_s):
-        U = g_s[:, None] * e[0] + gh_s[:, None] * e[1] + h_s[:, None] * e[2]  # (n, 3)
-        Uh = gh_s[:, None] * e[1] + h_s[:, None] * e[2]
+        U = _times(g_s, e[0]) + _times(gh_s, e[1]) + _times(h_s, e[2])  # (n, 3)
+        Uh = _times(gh_s, e[1]) + _times(h_s, e[2])
 
         def form(aff: Affine | tuple):
             const, ax, axh, au, auh = aff
             return (
-                const[..., None] * e[2]
-                + ax[..., None] * x
-                + axh[..., None] * e[1]
+                _times(const, e[2])
+                + _times(ax, x)
+                + _times(axh, e[1])
                 + au @ U
                 + auh @ Uh
             )
@@ -337,7 +343,9 @@ def _forward_rhs(t, y, args):
         li = form(idio[:5])  # (C, 3)
         lo = form(com[:5])
         Di = jnp.stack([li, jnp.zeros_like(li), jnp.zeros_like(li)], axis=1)  # (C, 3, 3)
-        Do = jnp.stack([lo * (1 - mean_mask), lo * mean_mask, jnp.zeros_like(lo)], axis=1)
+        Do = jnp.stack(
+            [lo * (1 - mean_mask)[None, :], lo * mean_mask[None, :], jnp.zeros_like(lo)], axis=1
+        )
         lam = co_s.cost.lam  # (n,)
 
         def per_player(Mi, i):
@@ -411,143 +419,7 @@ def policy_cost(
     **Returns:** the costs, shape `(n,)`; equal to `candidate.cost()` when the candidate's
     value formula is right.
     """
-    controller = default_controller(1e-10, 1e-10) if stepsize_controller is None else stepsize_controller
-    return _policy_cost_jit(candidate.game if game is None else game, candidate, controller, max_steps)
-
-
-class BruteForceResult(NamedTuple):
-    """Outcome of [`brute_force_best_response`][] for one player."""
-
-    value: Array  # the cost at the last iterate's gains (piecewise linear)
-    initial_value: Array  # the cost at the starting gains
-    gains: Array  # (K, 3, nodes): deviation, mean slope, mean intercept per regime
-    grad_norm: Array
-    iterations: int
-
-
-def brute_force_best_response(
-    candidate: RiccatiSolution,
-    player: int,
-    *,
-    nodes: int = 11,
-    steps: int = 200,
-    iterations: int = 500,
-    tol: float = 1e-10,
-    start: str = "zeros",
-) -> BruteForceResult:
-    r"""Player `player`'s best response found by direct optimisation over its feedback gains.
-
-    The others play the candidate's feedback; the player's gains $(g, \hat g, h)$ are
-    piecewise linear in time on `nodes` equally spaced nodes per regime, the cost is the
-    forward-moment cost (fixed `steps` Tsit5 steps) and the minimiser is `optax.lbfgs`.
-    No Riccati equation is involved: if the candidate is an equilibrium, the value found is
-    (up to the gain discretisation) the candidate's cost and never below it.
-
-    **Arguments:**
-
-    - `candidate`: a [`RiccatiSolution`][].
-    - `player`: the deviating player's index.
-    - `nodes`, `steps`, `iterations`: grid of the gains, time steps, L-BFGS iterations.
-    - `tol`: stop when the gradient norm falls below it.
-    - `start`: `"zeros"` (all gains zero) or `"candidate"` (the candidate's gains).
-
-    **Returns:** a [`BruteForceResult`][].
-    """
-    game = candidate.game
-    tn = jnp.linspace(game.t0, game.t1, nodes)
-    if start == "candidate":
-        theta0 = jax.vmap(lambda t: jnp.stack(_gains_tuple(candidate, t))[:, :, player])(tn)
-        theta0 = jnp.transpose(theta0, (2, 1, 0))  # (K, 3, nodes)
-    elif start == "zeros":
-        theta0 = jnp.zeros((game.num_regimes, 3, nodes), game.t0.dtype)
-    else:
-        raise ValueError(f"start must be 'zeros' or 'candidate', got {start!r}")
-    player_ = jnp.asarray(player)
-    others = _sample_others(candidate, steps)
-    state = _lbfgs_init(theta0)
-    # Match the state's types to what an iteration returns so that it compiles once.
-    shapes = eqx.filter_eval_shape(_brute_iter, candidate, others, theta0, state, player_, steps)[1]
-    state = jax.tree.map(lambda x, s: jnp.asarray(x, s.dtype), state, shapes)
-    theta, value0, value, gnorm, done = theta0, None, None, None, 0
-    for k in range(1, iterations + 1):
-        done = k
-        theta, state, value, gnorm = _brute_iter(candidate, others, theta, state, player_, steps)
-        if value0 is None:
-            value0 = value
-        if float(gnorm) < tol:
-            break
-    return BruteForceResult(value, value0, theta, gnorm, done)
-
-
-def _rk4_cost(game: LQGame, feedback: FeedbackFn, steps: int) -> Array:
-    """Forward-moment cost by classical RK4 on a fixed grid (a small program to differentiate
-    many times; `feedback` is sampled at the grid and half-grid times only)."""
-    K, n = game.num_regimes, game.n
-    d = game.x0 - game.xhat0
-    dt = game.t0.dtype
-    h = (game.t1 - game.t0) / steps
-    Z0 = jnp.array([[d**2, 0, 0], [0, game.xhat0**2, game.xhat0], [0, game.xhat0, 1.0]], dt)
-    y0 = (jnp.zeros((n, K, 3, 3), dt).at[:, game.regime0].set(Z0), jnp.zeros(n, dt))
-    args = (game, feedback)
-
-    def body(y, k):
-        t = game.t0 + k * h
-        k1 = _forward_rhs(t, y, args)
-        k2 = _forward_rhs(t + h / 2, jax.tree.map(lambda a, b: a + h / 2 * b, y, k1), args)
-        k3 = _forward_rhs(t + h / 2, jax.tree.map(lambda a, b: a + h / 2 * b, y, k2), args)
-        k4 = _forward_rhs(t + h, jax.tree.map(lambda a, b: a + h * b, y, k3), args)
-        return jax.tree.map(
-            lambda a, b1, b2, b3, b4: a + h / 6 * (b1 + 2 * b2 + 2 * b3 + b4), y, k1, k2, k3, k4
-        ), None
-
-    (M1, running), _ = jax.lax.scan(body, y0, jnp.arange(steps, dtype=dt))
-    e = jnp.eye(3, dtype=dt)
-    G = jax.vmap(
-        lambda s: jax.vmap(
-            lambda i: _terminal_matrix(game.terminal, s, i, e[0] + e[1], e[1], e[2])
-        )(jnp.arange(n))
-    )(jnp.arange(K))
-    return running + 0.5 * jnp.einsum("snab,nsab->n", G, M1)
-
-
-@eqx.filter_jit
-def _sample_others(candidate, steps):
-    game = candidate.game
-    th = jnp.linspace(game.t0, game.t1, 2 * steps + 1)
-    return jax.vmap(lambda t: jnp.stack(_gains_tuple(candidate, t)))(th)  # (2 steps + 1, 3, K, n)
-
-
-_lbfgs = optax.lbfgs()
-_lbfgs_init = jax.jit(_lbfgs.init)
-
-
-def _deviation_cost(candidate, others, player, steps):
-    game = candidate.game
-    # The others' gains do not depend on the deviation: sampled once on the half grid.
-    th = jnp.linspace(game.t0, game.t1, 2 * steps + 1)
-
-    def cost(theta):
-        tn = jnp.linspace(game.t0, game.t1, theta.shape[-1])
-
-        def feedback(t):
-            g, gh, hh = jax.vmap(lambda c: jnp.interp(t, th, c), in_axes=-1, out_axes=-1)(
-                others.reshape(th.shape[0], -1)
-            ).reshape(others.shape[1:])
-            own = jax.vmap(jax.vmap(lambda c: jnp.interp(t, tn, c)))(theta)  # (K, 3)
-            return (
-                g.at[:, player].set(own[:, 0]),
-                gh.at[:, player].set(own[:, 1]),
-                hh.at[:, player].set(own[:, 2]),
-            )
-
-        return _rk4_cost(game, feedback, steps)[player]
-
-    return cost
-
-
-@eqx.filter_jit
-def _brute_iter(candidate, others, theta, state, player, steps):
-    cost = _deviation_cost(candidate, others, player, steps)
-    value, grad = optax.value_and_grad_from_state(cost)(theta, state=state)
-    updates, state = _lbfgs.update(grad, state, theta, value=value, grad=grad, value_fn=cost)
-    return optax.apply_updates(theta, updates), state, value, optax.tree.norm(grad)
+    if stepsize_controller is None:
+        stepsize_controller = default_controller(1e-10, 1e-10)
+    game = candidate.game if game is None else game
+    return _policy_cost_jit(game, candidate, stepsize_controller, max_steps)

@@ -33,9 +33,7 @@ table `{ mean = v, cos = [v1, v2, ...], sin = [w1, w2, ...] }` (each harmonic wi
 value's shape) making it time dependent with period `period` (terminal costs excepted).
 """
 
-import math
 import os
-import tomllib
 from typing import Any
 
 import jax.numpy as jnp

@@ -18,7 +18,7 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float
 
-from ._certificate import _running_cost_matrix
+from ._certificate import _running_cost_matrix, _times
 from ._game import Coefficients, LQGame
 from ._riccati import channels
 
@@ -42,13 +42,7 @@ def _dp_forms(co_s: Coefficients, n: int, dtype):
     U, Uh = ev + euh, euh
 
     def form(const, x, xhat, u, uhat):
-        return (
-            const[..., None] * e1
-            + x[..., None] * (ey + exh)
-            + xhat[..., None] * exh
-            + u @ U
-            + uhat @ Uh
-        )
+        return _times(const, e1) + _times(x, ey + exh) + _times(xhat, exh) + u @ U + uhat @ Uh
 
     dev_mask = jnp.zeros(m, dtype).at[0].set(1.0).at[3 : 3 + n].set(1.0)
     dr = co_s.dynamics.drift
@@ -74,7 +68,7 @@ def _dp_step(co, P, h, alpha_next, Pi_next, n):
         eye = jnp.eye(m, dtype=dtype)
         b = eye[0] + h * drift * dev_mask  # y' mean part
         a = eye[1] + h * drift * (1 - dev_mask)  # xhat'
-        lo_dev, lo_mean = lo * dev_mask, lo * (1 - dev_mask)
+        lo_dev, lo_mean = lo * dev_mask[None, :], lo * (1 - dev_mask)[None, :]
         Eyy = jnp.outer(b, b) + h * (
             jnp.einsum("k,ka,kb->ab", wi, li, li) + jnp.einsum("k,ka,kb->ab", wo, lo_dev, lo_dev)
         )
@@ -138,9 +132,7 @@ def _dp(game: LQGame, steps: int):
     return DPEquilibrium(costs, Kd, Kh[..., 0], Kh[..., 1])
 
 
-def dp_equilibrium(
-    game: LQGame, steps: int = 1000, *, extrapolate: bool = True
-) -> DPEquilibrium:
+def dp_equilibrium(game: LQGame, steps: int = 1000, *, extrapolate: bool = True) -> DPEquilibrium:
     r"""The game's equilibrium by backward dynamic programming on a fine time grid.
 
     A brute-force route sharing nothing with the Riccati system: on the grid $t_k$, every

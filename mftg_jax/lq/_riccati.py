@@ -120,7 +120,7 @@ def channels(co: Coefficients) -> tuple[Channels, Channels]:
 
 def _others(M: Array, g: Array) -> Array:
     """$\\sum_{j \\ne i} M_{..j} g_j$ for every $i$: total minus own term, shape `(..., n)`."""
-    return (M @ g)[..., None] - M * g
+    return (M @ g)[..., None] - M * jnp.broadcast_to(g, M.shape)
 
 
 def _offdiag(G: Array) -> Array:

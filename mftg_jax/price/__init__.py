@@ -2,8 +2,9 @@
 (docs/model.md; slides, "Electricity price dynamics").
 
 `mj.price.solve_riccati(game)` gives the equilibrium; `FeedbackPolicy` and
-`solve_expectations` (mean path, variances, expected costs) what it implies; `nash_gap` certifies it; `simulate` runs its Monte Carlo
-ensemble on the shared engine; `to_lq` lowers it to the general game of `mj.lq`.
+`solve_expectations` (mean path, variances, expected costs) what it implies; `nash_gap`
+certifies it; `simulate` runs its Monte Carlo ensemble on the shared engine; `to_lq` lowers it
+to the general game of `mj.lq`.
 """
 
 from ._certificate import nash_gap as nash_gap
@@ -12,7 +13,7 @@ from ._config import (
     game_to_toml as game_to_toml,
     load_game as load_game,
 )
-from ._driver import EnsembleResult as EnsembleResult, simulate as simulate
+from ._ensemble import EnsembleResult as EnsembleResult, simulate as simulate
 from ._expectations import (
     cost_instants as cost_instants,
     cost_integrals as cost_integrals,
@@ -39,7 +40,11 @@ from ._riccati import (
     stack_games as stack_games,
     terminal_values as terminal_values,
 )
-from ._simulation import simulate_paths as simulate_paths, SimulatedPaths as SimulatedPaths
+from ._simulation import (
+    PriceEnsemble as PriceEnsemble,
+    simulate_paths as simulate_paths,
+    SimulatedPaths as SimulatedPaths,
+)
 from ._stationary import (
     cournot_price as cournot_price,
     stationary_price as stationary_price,

@@ -27,15 +27,14 @@ vanishes (to solver tolerance) exactly when the candidate is an equilibrium.
 
 import diffrax
 import equinox as eqx
-import jax
 import jax.numpy as jnp
 
-from .._certify import certificate, NashCertificate
-from .._odes import checked_solution, default_controller, solve_ode
+from .._certify import best_response_values, certificate, NashCertificate, PlayerProblem
+from .._odes import default_controller
 from ._riccati import AbstractRiccatiSolution
 
 
-def _player_matrices(riccati: AbstractRiccatiSolution, t, i):
+def _player_problem(t, i, riccati: AbstractRiccatiSolution) -> PlayerProblem:
     game = riccati.game
     mk, pr = game.market, game.producers
     eta = mk.eta
@@ -57,39 +56,10 @@ def _player_matrices(riccati: AbstractRiccatiSolution, t, i):
     N = jnp.array([[zero, zero], [zero, zero + 1.0], [zero, -pr.c[i]]])
     Rw = -jnp.diag(jnp.stack([pr.r[i], pr.R[i]]))
     gain = jnp.array([[-eta * v.alpha[i] / pr.r[i], zero, zero], [zero, k[i], -m[i]]])
-    return A, B, N, Rw, gain
-
-
-def _sigma(game):
-    return jnp.diag(
-        jnp.stack(
-            [
-                game.noise.idiosyncratic_variance_rate,
-                game.noise.common_variance_rate,
-                jnp.zeros_like(game.market.eta),
-            ]
-        )
+    noise = jnp.diag(
+        jnp.stack([game.noise.idiosyncratic_variance_rate, game.noise.common_variance_rate, zero])
     )
-
-
-def _vector_field(t, y, riccati):
-    game = riccati.game
-    Sigma = _sigma(game)
-    e3 = jnp.zeros((3, 3)).at[2, 2].set(1.0)
-
-    def one(i, P, L):
-        lam = game.producers.lam[i]
-        A, B, N, Rw, Kg = _player_matrices(riccati, t, i)
-        NPB = N + P @ B
-        dP = lam * P - A.T @ P - P @ A + NPB @ jnp.linalg.solve(Rw, NPB.T)
-        dP = dP - jnp.trace(P @ Sigma) * e3
-        Ac = A + B @ Kg
-        Qc = N @ Kg + Kg.T @ N.T + Kg.T @ Rw @ Kg
-        dL = lam * L - Qc - Ac.T @ L - L @ Ac - jnp.trace(L @ Sigma) * e3
-        return dP, dL
-
-    P, L = y
-    return jax.vmap(one)(jnp.arange(game.n), P, L)
+    return PlayerProblem(A, B, N, Rw, gain, noise, pr.lam[i])
 
 
 @eqx.filter_jit
@@ -98,25 +68,19 @@ def _certify(riccati: AbstractRiccatiSolution, controller, max_steps):
     mk = game.market
     n = game.n
     G = jnp.zeros((n, 3, 3)).at[:, 0, 0].set(-mk.q)
-    sol = checked_solution(
-        solve_ode(
-            _vector_field,
-            (G, G),
-            mk.t1,
-            mk.t0,
-            riccati,
-            stepsize_controller=controller,
-            max_steps=max_steps,
-        ),
-        lambda sol: "the best-response Riccati equation of the certificate has no solution",
-        "the best-response Riccati equation of the certificate has no solution on the horizon",
-    )
-    P, L = (x[-1] for x in sol.ys)
     X0 = jnp.stack([mk.p0 - mk.phat0, mk.phat0, jnp.ones_like(mk.p0)])
-    br = 0.5 * jnp.einsum("i,nij,j->n", X0, P, X0)
-    cand = 0.5 * jnp.einsum("i,nij,j->n", X0, L, X0)
-    formula = riccati.revenue()
-    return certificate(br, cand, formula, "revenue")
+    br, cand = best_response_values(
+        _player_problem,
+        riccati,
+        n,
+        G,
+        X0,
+        mk.t0,
+        mk.t1,
+        stepsize_controller=controller,
+        max_steps=max_steps,
+    )
+    return certificate(br, cand, riccati.revenue(), "revenue")
 
 
 def nash_gap(
@@ -140,5 +104,7 @@ def nash_gap(
     feedback actually earns (policy evaluation), the candidate's value-function formula and
     the relative gap $(J^{BR}-J^{cand})/\max(|J^{BR}|,|J^{cand}|) \ge 0$.
     """
-    controller = default_controller(1e-10, 1e-10) if stepsize_controller is None else stepsize_controller
+    controller = (
+        default_controller(1e-10, 1e-10) if stepsize_controller is None else stepsize_controller
+    )
     return _certify(riccati, controller, max_steps)

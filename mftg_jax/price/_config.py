@@ -29,10 +29,7 @@ Jump sizes: `{ dist = "normal", mean, std }`, `{ dist = "exponential", scale, si
 (sign -1 for downward jumps), `{ dist = "fixed", value }`.
 """
 
-import math
 import os
-import tomllib
-from typing import Any
 
 import numpy as np
 
@@ -65,7 +62,7 @@ def _intercept(v, where: str) -> DemandIntercept:
         return DemandIntercept(mean=_number({"a": v}, "a", where))
     if not isinstance(v, dict):
         raise ConfigError(f"{where}a must be a number or a table {{mean, period, cos, sin}}")
-    _unknown(f"{where}a", v, {"mean", "period", "cos", "sin"})
+    _unknown(f"{where}a.", v, {"mean", "period", "cos", "sin"})
     cos = _numbers(v, "cos", f"{where}a.") if "cos" in v else []
     sin = _numbers(v, "sin", f"{where}a.") if "sin" in v else []
     return DemandIntercept(
@@ -82,13 +79,13 @@ def _jump_size(v, where: str) -> AbstractJumpSize:
     dist = v["dist"]
     w = f"{where}size."
     if dist == "normal":
-        _unknown(f"{where}size", v, {"dist", "mean", "std"})
+        _unknown(f"{where}size.", v, {"dist", "mean", "std"})
         return NormalJumps(_number(v, "mean", w, 0.0), _number(v, "std", w))
     if dist == "exponential":
-        _unknown(f"{where}size", v, {"dist", "scale", "sign"})
+        _unknown(f"{where}size.", v, {"dist", "scale", "sign"})
         return ExponentialJumps(_number(v, "scale", w), _number(v, "sign", w, 1.0))
     if dist == "fixed":
-        _unknown(f"{where}size", v, {"dist", "value"})
+        _unknown(f"{where}size.", v, {"dist", "value"})
         return FixedJumps(_number(v, "value", w))
     raise ConfigError(f"{w}dist must be one of normal, exponential, fixed; got {dist!r}")
 
@@ -98,7 +95,7 @@ def _jumps(d: dict, key: str) -> CompoundPoisson:
         return no_jumps()
     where = f"noise.{key}."
     v = _table(d, key, "noise.")
-    _unknown(f"noise.{key}", v, {"intensity", "size"})
+    _unknown(f"noise.{key}.", v, {"intensity", "size"})
     intensity = _number(v, "intensity", where)
     size = _jump_size(v["size"], where) if "size" in v else FixedJumps(0.0)
     return CompoundPoisson(intensity, size)
@@ -112,11 +109,11 @@ def game_from_dict(d: dict) -> PriceGame:
     try:
         _unknown("", d, _TOP)
         mk = _table(d, "market", "")
-        _unknown("market", mk, _MARKET)
+        _unknown("market.", mk, _MARKET)
         pr = _table(d, "producers", "")
-        _unknown("producers", pr, _PRODUCERS)
+        _unknown("producers.", pr, _PRODUCERS)
         nz = _table(d, "noise", "", required=False)
-        _unknown("noise", nz, _NOISE)
+        _unknown("noise.", nz, _NOISE)
         if "a" not in mk:
             raise ConfigError("missing market.a")
         market = Market(

@@ -37,7 +37,7 @@ from jaxtyping import Array, ArrayLike, Float
 from .._custom_types import PerProducer, Scalar
 from .._odes import default_controller, solve_ode
 from ._game import Producers
-from ._policy import FeedbackPolicy
+from ._policy import _lift, FeedbackPolicy
 from ._riccati import AbstractRiccatiSolution, gains, RiccatiValues
 
 
@@ -53,7 +53,10 @@ def running_cost(producers: Producers, u: ArrayLike, uhat: ArrayLike) -> Array:
     """
     u = jnp.asarray(u)
     uhat = jnp.asarray(uhat)
-    return producers.c * u + producers.r / 2 * u**2 + producers.rbar / 2 * uhat**2
+    shape = jnp.broadcast_shapes(u.shape, uhat.shape)
+    u, uhat = jnp.broadcast_to(u, shape), jnp.broadcast_to(uhat, shape)
+    c, r, rbar = (_lift(x, u) for x in (producers.c, producers.r, producers.rbar))
+    return c * u + r / 2 * u**2 + rbar / 2 * uhat**2
 
 
 def cost_instants(t0: ArrayLike, t1: ArrayLike, num: int) -> Array:

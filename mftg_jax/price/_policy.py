@@ -36,8 +36,17 @@ class FeedbackPolicy(eqx.Module):
     def mean(self, t: ArrayLike, phat: ArrayLike) -> Array:
         r"""$\hat u_i^*(t) = k_i(t)\hat p - m_i(t)$."""
         k, m = self.riccati.gains(t)
-        return k * jnp.asarray(phat)[..., None] - m
+        phat = jnp.asarray(phat)[..., None]
+        return _lift(k, phat) * phat - _lift(m, phat)
 
     def __call__(self, t: ArrayLike, p: ArrayLike, phat: ArrayLike) -> Array:
-        dev = (jnp.asarray(p) - jnp.asarray(phat))[..., None]
-        return self.deviation_gain(t) * dev + self.mean(t, phat)
+        p, phat = jnp.asarray(p), jnp.asarray(phat)
+        shape = jnp.broadcast_shapes(p.shape, phat.shape)
+        p, phat = jnp.broadcast_to(p, shape), jnp.broadcast_to(phat, shape)
+        dev = (p - phat)[..., None]
+        return _lift(self.deviation_gain(t), dev) * dev + self.mean(t, phat)
+
+
+def _lift(v: Array, like: Array) -> Array:
+    """The per-producer vector `v (n,)` with leading unit axes to the rank of `like`."""
+    return v.reshape((1,) * (like.ndim - 1) + v.shape[-1:])

@@ -24,7 +24,7 @@ import diffrax
 import equinox as eqx
 import jax
 import jax.numpy as jnp
-from jaxtyping import Array, ArrayLike
+from jaxtyping import ArrayLike
 import numpy as np
 
 from .._custom_types import PerProducer

@@ -29,22 +29,22 @@ interpolation is the step's end state, exact at the grid times where the paths a
 """
 
 from collections.abc import Callable
+import dataclasses
 from typing import Any
 
-import diffrax
 import equinox as eqx
 import jax
 import jax.numpy as jnp
 from jaxtyping import Array, PRNGKeyArray
-import numpy as np
 
 from .._noise._levy_path import GridLevyPath, jump_slots, phi1, poisson_max_count
+from .._simulation._driver import AbstractEnsemble, Observables
+from .._simulation._spec import EnsembleSpec, save_indices
+from .._simulation._stepper import AbstractEnsembleTerm, integrate, time_grid
 from .._validation import is_concrete
 from ._game import PriceGame
 from ._policy import FeedbackPolicy
 from ._riccati import solve_riccati
-
-_SCHEMES = ("euler", "exponential")
 
 
 class EnsembleState(eqx.Module):
@@ -112,7 +112,7 @@ def affine_controls(policy, times: Array, n: int, dtype) -> AffineControls | Non
     return None
 
 
-class _PriceTerm(diffrax.AbstractTerm):
+class _PriceTerm(AbstractEnsembleTerm):
     """Drift, Brownian and jump parts of the ensemble's dynamics (module docstring).
 
     Revenues and costs are carried producer-first, `(n, M, B)`, so that each producer's
@@ -238,7 +238,12 @@ class _PriceTerm(diffrax.AbstractTerm):
             rev, cost = jnp.zeros_like(rev), jnp.zeros_like(cost)
         return EnsembleState(phat, p, rev, cost, _overflow(j_idio, j_common, dtype))
 
-    # -- the exponential step ---------------------------------------------------------
+    # -- the grid step -------------------------------------------------------------------
+    def step(self, scheme, t0, t1, y: EnsembleState) -> EnsembleState:
+        if scheme == "euler":
+            return jax.tree.map(jnp.add, y, self.vf_prod(t0, y, None, self.contr(t0, t1)))
+        return self.exponential_step(t0, t1, y)
+
     def exponential_step(self, t0, t1, y: EnsembleState) -> EnsembleState:
         dtype = y.p.dtype
         k = self._idx(t0)
@@ -274,52 +279,6 @@ def _overflow(j_idio, j_common, dtype):
     return total
 
 
-class _GridEnd(diffrax.AbstractLocalInterpolation):
-    """A step's end state: exact at the grid times, which are the only times saved.
-
-    Keeping only the end state spares a copy of the batch per step (a linear interpolation
-    would keep the start state alive as well).
-    """
-
-    t0: Any
-    t1: Any
-    y1: Any
-
-    def evaluate(self, t0, t1=None, left=True):
-        if t1 is not None:
-            raise NotImplementedError("the ensemble's steps are only evaluated at grid times")
-        return self.y1
-
-
-class _GridStep(diffrax.AbstractSolver):
-    """One grid step of the ensemble: `"euler"` (Euler-Maruyama) or `"exponential"`."""
-
-    scheme: str = eqx.field(static=True)
-    term_structure = diffrax.AbstractTerm
-    interpolation_cls = _GridEnd
-
-    def order(self, terms):
-        return 1 if self.scheme == "euler" else 2
-
-    def strong_order(self, terms):
-        return 0.5
-
-    def init(self, terms, t0, t1, y0, args):
-        return None
-
-    def step(self, terms, t0, t1, y0, args, solver_state, made_jump):
-        # diffeqsolve wraps the term (integration direction); the step needs ours.
-        term = getattr(terms, "term", terms)
-        if self.scheme == "euler":
-            y1 = jax.tree.map(jnp.add, y0, term.vf_prod(t0, y0, args, term.contr(t0, t1)))
-        else:
-            y1 = term.exponential_step(t0, t1, y0)
-        return y1, None, dict(y1=y1), None, diffrax.RESULTS.successful
-
-    def func(self, terms, t0, y0, args):
-        return terms.vf(t0, y0, args)
-
-
 class PathConfig(eqx.Module):
     """Static settings of one ensemble program (shapes, scheme, jump slots)."""
 
@@ -338,76 +297,17 @@ class PathConfig(eqx.Module):
     slots: int | None = eqx.field(static=True)
 
 
-def _resolve_dtype(dtype) -> str:
-    name = "float32" if dtype is None else jnp.dtype(dtype).name
-    if name not in ("float32", "float64"):
-        raise ValueError(f"dtype must be float32 or float64, got {name}")
-    if name == "float64" and not jax.config.read("jax_enable_x64"):
-        raise ValueError(
-            "dtype float64 needs jax_enable_x64 (jax.config.update('jax_enable_x64', True))"
-        )
-    return name
-
-
-def _save_indices(game, n_steps, save_times) -> tuple[int, ...]:
-    if isinstance(save_times, dict):
-        idx = tuple(int(i) for i in save_times["steps"])
-        if (
-            not idx
-            or any(not 0 <= i <= n_steps for i in idx)
-            or any(b <= a for a, b in zip(idx, idx[1:]))
-        ):
-            raise ValueError(f"save steps must increase within [0, {n_steps}], got {idx}")
-        return idx
-    if save_times is None:
-        n_save = min(n_steps, 100)
-        return tuple(int(round(i * n_steps / n_save)) for i in range(n_save + 1))
-    if not is_concrete(game.market.t0, game.market.t1):
-        raise ValueError(
-            "save_times need a concrete horizon; under jit pass save_times={'steps': (k, ...)} "
-            "(grid indices)"
-        )
-    t0, t1 = float(game.market.t0), float(game.market.t1)
-    ts = np.atleast_1d(np.asarray(save_times, dtype=float))
-    if np.any(ts < t0 - 1e-12) or np.any(ts > t1 + 1e-12) or ts.size == 0:
-        raise ValueError(f"save_times must lie in [t0, t1] = [{t0:g}, {t1:g}], got {ts}")
-    idx = np.round((ts - t0) / (t1 - t0) * n_steps).astype(int)
-    if np.any(np.diff(idx) <= 0):
-        raise ValueError(
-            "save_times must be increasing and at least one grid step apart after snapping "
-            f"to the grid of n_steps = {n_steps}"
-        )
-    return tuple(int(i) for i in idx)
-
-
-def path_config(
-    game: PriceGame,
-    *,
-    n_paths_per_scenario: int,
-    n_common: int = 1,
-    n_steps: int = 1000,
-    scheme: str = "exponential",
-    save_times=None,
-    dtype=None,
-    track_revenue: bool = True,
-    n_tiles: int = 1,
-    max_jumps_per_step: int | None = None,
-) -> PathConfig:
-    """Check and freeze the static settings of [`simulate_paths`][] (see there)."""
-    for name, v, lo in (
-        ("n_paths_per_scenario", n_paths_per_scenario, 1),
-        ("n_common", n_common, 1),
-        ("n_steps", n_steps, 1),
-    ):
-        if not isinstance(v, int | np.integer) or v < lo:
-            raise ValueError(f"{name} must be an integer >= {lo}, got {v!r}")
-    if scheme not in _SCHEMES:
-        raise ValueError(f"scheme must be one of {_SCHEMES}, got {scheme!r}")
+def path_config(game: PriceGame, spec: EnsembleSpec, batch_size: int, n_tiles: int) -> PathConfig:
+    """Check and freeze the static settings of one batch of `batch_size` paths per scenario."""
+    n_paths_per_scenario = batch_size
+    n_steps, scheme, max_jumps_per_step = spec.n_steps, spec.scheme, spec.max_jumps_per_step
     if n_paths_per_scenario % n_tiles:
         raise ValueError(
             f"paths per scenario per batch ({n_paths_per_scenario}) must be a multiple of the "
             f"number of devices ({n_tiles})"
         )
+    mk = game.market
+    horizon = (float(mk.t0), float(mk.t1)) if is_concrete(mk.t0, mk.t1) else (None, None)
     noise = game.noise
 
     def jumps_on(cp):
@@ -431,13 +331,13 @@ def path_config(
             # Frequent jumps (or small tiles): dense size draws cost less than compaction.
             slots = None
     return PathConfig(
-        n_common=int(n_common),
+        n_common=int(spec.n_common),
         n_paths=int(n_paths_per_scenario),
         n_steps=int(n_steps),
         scheme=scheme,
-        save_idx=_save_indices(game, n_steps, save_times),
-        dtype=_resolve_dtype(dtype),
-        track_revenue=bool(track_revenue),
+        save_idx=save_indices(spec, *horizon),
+        dtype=spec.checked_dtype(),
+        track_revenue=True,
         idio_jumps=idio_on,
         common_jumps=common_on,
         max_count=kmax(noise.jumps) if idio_on else 1,
@@ -470,9 +370,7 @@ def run_paths(
     mk = game.market
     t0, t1 = mk.t0.astype(dtype), mk.t1.astype(dtype)
     K = cfg.n_steps
-    grid = t0 + (t1 - t0) * jnp.arange(K + 1, dtype=dtype) / K
-    # The compiler may divide by K as a product with 1/K: pin the end to t1 exactly.
-    grid = grid.at[-1].set(t1)
+    grid = time_grid(t0, t1, K, dtype)
     n = game.n
     table = affine_controls(policy, grid, n, dtype)
     mid = None
@@ -530,29 +428,7 @@ def run_paths(
         overflow=jnp.zeros((), dtype),
     )
     save_ts = grid[jnp.asarray(cfg.save_idx)]
-    later = tuple(i for i in cfg.save_idx if i > 0)
-    subs = [diffrax.SubSaveAt(t1=True)]
-    if later:
-        subs.append(diffrax.SubSaveAt(ts=grid[jnp.asarray(later)], fn=_pick))
-    if cfg.save_idx[0] == 0:
-        subs.append(diffrax.SubSaveAt(t0=True, fn=_pick))
-    saveat = diffrax.SaveAt(subs=subs)
-    sol = diffrax.diffeqsolve(
-        term,
-        _GridStep(cfg.scheme),
-        t0=t0,
-        t1=t1,
-        dt0=None,
-        y0=y0,
-        saveat=saveat,
-        stepsize_controller=diffrax.StepTo(ts=grid),
-        max_steps=K,
-    )
-    yT, *saved = sol.ys
-    yT = jax.tree.map(lambda x: x[-1], yT)
-    saved = saved[::-1]  # t0 first
-    phat_s = jnp.concatenate([s[0] for s in saved])
-    p_s = jnp.concatenate([s[1] for s in saved])
+    yT, (phat_s, p_s) = integrate(term, cfg.scheme, y0, grid, cfg.save_idx, _pick)
     revenue, cost = yT.revenue, yT.cost
     if cfg.track_revenue:
         # Trapezoid = left sum + dt/2 (f(T) - f(0)); terminal penalty from docs/model.md.
@@ -565,7 +441,7 @@ def run_paths(
         lam = game.producers.lam.astype(dtype)
         q = mk.q.astype(dtype)
         dev = (yT.p - yT.phat[:, None])[..., None]
-        revenue = revenue - q / 2 * jnp.exp(-lam * (t1 - t0)) * dev * dev
+        revenue = revenue - q / 2 * jnp.exp(-lam * (t1 - t0))[None, None, :] * dev * dev
     return SimulatedPaths(
         times=save_ts,
         p=jnp.moveaxis(p_s, 0, -1),
@@ -584,22 +460,60 @@ def _pick(t, y, args):
 run_paths_jit = eqx.filter_jit(run_paths)
 
 
+class PriceEnsemble(AbstractEnsemble):
+    """The price game's ensemble on the shared engine: prices, controls, revenues, costs."""
+
+    game: PriceGame
+    policy: Any
+
+    def configure(self, spec: EnsembleSpec, batch_size: int, n_tiles: int) -> PathConfig:
+        return path_config(self.game, spec, batch_size, n_tiles)
+
+    def saved_per_path(self, spec: EnsembleSpec) -> int:
+        mk = self.game.market
+        horizon = (float(mk.t0), float(mk.t1)) if is_concrete(mk.t0, mk.t1) else (None, None)
+        return len(save_indices(spec, *horizon))
+
+    def paths(self, key, path_ids, cfg: PathConfig) -> SimulatedPaths:
+        return run_paths(self.game, self.policy, key, path_ids, cfg)
+
+    def observe(self, batch: SimulatedPaths, cfg: PathConfig) -> Observables:
+        n = self.game.n
+        u = _controls_at(self.policy, n, batch.times, batch.p, batch.phat)
+        return Observables(
+            per_path=dict(p=batch.p, u=u, revenue=batch.revenue, cost=batch.cost),
+            per_scenario=dict(
+                phat=batch.phat, times=jnp.broadcast_to(batch.times, batch.phat.shape)
+            ),
+            overflow=batch.jump_overflow,
+        )
+
+    def histogrammed(self) -> tuple[str, ...]:
+        return ("p", "u")
+
+
+def _controls_at(policy, n, times, p, phat):
+    """$u(t_s, p, \\hat p)$ for `p (M, B, S)`, `phat (M, S)` -> `(M, B, S, n)`."""
+    if policy is None:
+        return jnp.zeros(p.shape + (n,), p.dtype)
+
+    def one(t, ps, phs):
+        return policy(t, ps, phs[:, None]).astype(p.dtype)
+
+    return jax.vmap(one, in_axes=(0, -1, -1), out_axes=2)(times, p, phat)
+
+
 def simulate_paths(
     game: PriceGame,
     key: PRNGKeyArray,
+    spec: EnsembleSpec,
     *,
-    n_paths_per_scenario: int,
-    n_common: int = 1,
-    n_steps: int = 1000,
-    scheme: str = "exponential",
     policy: Any = "equilibrium",
-    save_times=None,
-    dtype=None,
     path_offset: int = 0,
     track_revenue: bool = True,
-    max_jumps_per_step: int | None = None,
 ) -> SimulatedPaths:
-    r"""Simulate `n_common` x `n_paths_per_scenario` equilibrium price paths (module docstring).
+    r"""Simulate `spec.n_common` x `spec.n_paths // spec.n_common` equilibrium price paths in one
+    batch on the shared engine (module docstring), and return the paths themselves.
 
     A pure function of the game's parameters for a fixed `key`: it works under `jax.jit`
     (with `game` traced) and `jax.grad` gives pathwise gradients (Poisson counts are held
@@ -607,35 +521,22 @@ def simulate_paths(
 
     **Arguments:**
 
-    - `game`: a [`PriceGame`][].
+    - `game`: a [`PriceGame`][mftg_jax.PriceGame].
     - `key`: a JAX PRNG key; path $j$ of scenario $m$ depends only on `(key, m, j)`.
-    - `n_paths_per_scenario`, `n_common`: the ensemble shape $N$, $M$.
-    - `n_steps`: grid steps $K$ on $[t_0, t_1]$.
-    - `scheme`: `"exponential"` (default; affine policies) or `"euler"`.
+    - `spec`: an [`EnsembleSpec`][mftg_jax.EnsembleSpec]: the shape $M \times N$, the grid,
+      the scheme, the save times (`save_steps` when the horizon is traced), the dtype and the
+      Poisson truncation; its statistics fields are not used here.
     - `policy`: `"equilibrium"` (solves the Riccati system), a [`FeedbackPolicy`][], `None`
       (no control) or any callable `u(t, p, phat) -> (..., n)` (Euler only).
-    - `save_times`: times to save (snapped to the grid), or `{"steps": (k0, k1, ...)}` grid
-      indices (needed when the horizon is traced); default 101 grid times.
-    - `dtype`: `float32` (default) or `float64` (needs x64).
     - `path_offset`: global index of the first path (to simulate a later batch of the same
       ensemble).
     - `track_revenue`: integrate the realised revenues and costs.
-    - `max_jumps_per_step`: Poisson truncation; default from the intensity (exact to $2^{-32}$)
-      or 8 when the intensity is traced.
 
-    **Returns:** a [`SimulatedPaths`][].
+    **Returns:** a [`SimulatedPaths`][mftg_jax.price.SimulatedPaths].
     """
-    cfg = path_config(
-        game,
-        n_paths_per_scenario=n_paths_per_scenario,
-        n_common=n_common,
-        n_steps=n_steps,
-        scheme=scheme,
-        save_times=save_times,
-        dtype=dtype,
-        track_revenue=track_revenue,
-        max_jumps_per_step=max_jumps_per_step,
-    )
+    cfg = path_config(game, spec, spec.paths_per_scenario, 1)
+    if not track_revenue:
+        cfg = dataclasses.replace(cfg, track_revenue=False)
     pol = resolve_policy(game, policy)
-    ids = jnp.arange(n_paths_per_scenario, dtype=jnp.uint32) + jnp.uint32(path_offset)
+    ids = jnp.arange(spec.paths_per_scenario, dtype=jnp.uint32) + jnp.uint32(path_offset)
     return run_paths_jit(game, pol, key, ids, cfg)

@@ -5,8 +5,8 @@ $\tilde\gamma_i(0) = 0$. Read literally, $\alpha$ and $\beta$ are integrated bac
 $t_1$ (they do not involve $\gamma$), then $\gamma$ *forwards* from $\gamma_i(t_0) = 0$ with the
 same vector field, then $\delta$ backwards from $\delta_i(t_1) = 0$. The HJB derivation gives
 $\gamma_i(t_1) = 0$ (the terminal reward has no term linear in $\hat p$), so this candidate
-is not an equilibrium; [`nash_gap`][] measures by how much (docs/model.md). It exists to
-reproduce and explain the slides' numbers, not to be used.
+is not an equilibrium; [`nash_gap`][mftg_jax.price.nash_gap] measures by how much
+(docs/model.md). It exists to reproduce and explain the slides' numbers, not to be used.
 """
 
 import diffrax
@@ -72,9 +72,7 @@ _DENSE = diffrax.SaveAt(t1=True, dense=True)
 def _solve(ab: AbstractRiccatiSolution, solver, controller, max_steps):
     mk = ab.game.market
     zeros = jnp.zeros_like(ab.game.producers.c)
-    common = dict(
-        solver=solver, saveat=_DENSE, stepsize_controller=controller, max_steps=max_steps
-    )
+    common = dict(solver=solver, saveat=_DENSE, stepsize_controller=controller, max_steps=max_steps)
     gamma = solve_ode(_gamma_field, zeros, mk.t0, mk.t1, ab, **common)
     abg = _WithGamma(ab.game, ab, gamma)
     # delta backwards from t1 (solve_ode integrates in reverse time when t1 < t0).
@@ -98,9 +96,11 @@ def solve_misprinted_riccati(
       `max_steps`: the diffrax solver and its step-size control, used for all three solves.
 
     **Returns:** a [`MisprintedRiccatiSolution`][], usable wherever a Riccati solution is
-    (policy, mean path, costs, [`nash_gap`][]).
+    (policy, mean path, costs, [`nash_gap`][mftg_jax.price.nash_gap]).
     """
-    controller = default_controller(1e-10, 1e-10) if stepsize_controller is None else stepsize_controller
+    controller = (
+        default_controller(1e-10, 1e-10) if stepsize_controller is None else stepsize_controller
+    )
     ab = solve_riccati(game, solver=solver, stepsize_controller=controller, max_steps=max_steps)
     gamma, delta = _solve(ab, solver, controller, max_steps)
     return MisprintedRiccatiSolution(game, ab, gamma, delta)

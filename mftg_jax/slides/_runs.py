@@ -19,6 +19,7 @@ import jax.numpy as jnp
 from jaxtyping import PRNGKeyArray
 import numpy as np
 
+from .._simulation._spec import EnsembleSpec
 from ..price import (
     AbstractRiccatiSolution,
     Expectations,
@@ -164,7 +165,9 @@ def run_scenario_2(num: int = 301) -> Scenario2Run:
     **Returns:** a [`Scenario2Run`][].
     """
     game = scenario_game(2)
-    good = equilibrium_run(solve_riccati(game, stepsize_controller=diffrax.PIDController(rtol=1e-10, atol=1e-10)), num)
+    good = equilibrium_run(
+        solve_riccati(game, stepsize_controller=diffrax.PIDController(rtol=1e-10, atol=1e-10)), num
+    )
     bad = equilibrium_run(solve_misprinted_riccati(game), num)
     return Scenario2Run(game, good, bad)
 
@@ -240,19 +243,17 @@ def monte_carlo_costs(
     dtype = jnp.float64 if jax.config.read("jax_enable_x64") else jnp.float32
     ts = cost_instants(mk.t0, mk.t1, NUM_COST_INSTANTS)
     g, k, m = (np.asarray(x, dtype=np.float64) for x in _tabulated_gains(riccati, ts))
+    spec = EnsembleSpec(
+        n_paths=batch_size,
+        n_steps=NUM_COST_INSTANTS - 1,
+        scheme=scheme,
+        save_times=np.asarray(ts),
+        dtype=dtype,
+    )
     sums, integrals, p_all = [], [], []
     sample = None
     for b in range(n_paths // batch_size):
-        paths = simulate_paths(
-            game,
-            key,
-            n_paths_per_scenario=batch_size,
-            n_steps=NUM_COST_INSTANTS - 1,
-            scheme=scheme,
-            save_times=ts,
-            dtype=dtype,
-            path_offset=b * batch_size,
-        )
+        paths = simulate_paths(game, key, spec, path_offset=b * batch_size)
         p = np.asarray(paths.p[0], dtype=np.float64)  # (B, K)
         phat = np.asarray(paths.phat[0], dtype=np.float64)  # (K,)
         uhat = k * phat[:, None] - m  # (K, n)
@@ -325,7 +326,9 @@ def run_scenario_3(
     quiet = eqx.tree_at(
         lambda g: (g.noise.sigma, g.noise.jumps.intensity), game, (0.0 * game.noise.sigma,) * 2
     )
-    quiet_riccati = solve_riccati(quiet, stepsize_controller=diffrax.PIDController(rtol=1e-10, atol=1e-10))
+    quiet_riccati = solve_riccati(
+        quiet, stepsize_controller=diffrax.PIDController(rtol=1e-10, atol=1e-10)
+    )
     noise_free = np.asarray(solve_expectations(quiet_riccati).sums(NUM_COST_INSTANTS))
     return Scenario3Run(game, expected, mc, noise_free)
 

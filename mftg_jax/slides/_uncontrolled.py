@@ -71,10 +71,11 @@ class UncontrolledPrice(eqx.Module):
             return out
         k = jnp.arange(1, b.cos.shape[-1] + 1, dtype=s.dtype)
         w = 2 * jnp.pi * k / b.period
-        wt = w * t[..., None]
         den = s**2 + w**2
-        cos_coef = s * (s * b.cos - w * b.sin) / den
-        sin_coef = s * (s * b.sin + w * b.cos) / den
+        lead = (None,) * t.ndim  # harmonics along a new last axis of t
+        cos_coef = (s * (s * b.cos - w * b.sin) / den)[lead]
+        sin_coef = (s * (s * b.sin + w * b.cos) / den)[lead]
+        wt = w[lead] * t[..., None]
         return out + jnp.sum(cos_coef * jnp.cos(wt) + sin_coef * jnp.sin(wt), axis=-1)
 
     def __call__(self, t: ArrayLike) -> Array:

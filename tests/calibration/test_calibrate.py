@@ -7,7 +7,17 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from mftg_jax.calibration import calibrate, CalibrationWarning, fit_ar1, load_prices, PriceCalibrator, PriceSeries, sample_prices, split_series, StructuralDefaults
+from mftg_jax.calibration import (
+    calibrate,
+    CalibrationWarning,
+    fit_ar1,
+    load_prices,
+    PriceCalibrator,
+    PriceSeries,
+    sample_prices,
+    split_series,
+    StructuralDefaults,
+)
 from mftg_jax.calibration._parametrisation import Parametrisation
 
 T = 2000
@@ -207,8 +217,8 @@ def test_cli_json_and_out(fits, tmp_path, capsys):
     # test week.
     import json
 
-    from mftg_jax._toml import load_game
     from mftg_jax.cli import main
+    from mftg_jax.price import load_game
 
     s = _synthetic(7, T + 168)
     path = tmp_path / "prices.csv"
@@ -267,3 +277,35 @@ def test_cli_json_and_out(fits, tmp_path, capsys):
         "distribution.png",
     }
     assert main(["calibrate", str(tmp_path / "missing.csv")]) == 2
+
+
+def test_structural_defaults_are_traced_and_hash_by_value():
+    import equinox as eqx
+
+    from mftg_jax.calibration import default_checkpoint
+
+    traces = []
+
+    @eqx.filter_jit
+    def loss(param, u):
+        traces.append(None)
+        return param.game(u).producers.lam[0] + 0.0 * param.price_model(u).level
+
+    s = _synthetic(0, 200)
+    values = []
+    for lam in (0.0, 0.01):
+        cal = PriceCalibrator(harmonics=1, defaults=StructuralDefaults(lam=lam, c=1.0 + lam))
+        param = cal.parametrisation(s)
+        values.append(float(loss(param, jnp.asarray(param.initial(s.prices, s.hours())))))
+    # New model values reuse the compiled program (and do reach it).
+    assert len(traces) == 1 and values == [0.0, 0.01]
+    a, b = StructuralDefaults(lam=0.01, q=2.0), StructuralDefaults(lam=0.01, q=2.0)
+    assert a == b and hash(a) == hash(b) and {a: 1}[b] == 1
+    assert a != StructuralDefaults(lam=0.02, q=2.0)
+    assert hash(PriceCalibrator(defaults=a)) == hash(PriceCalibrator(defaults=b))
+    # Checkpoints are keyed on the values.
+    ck = [
+        default_checkpoint(s, PriceCalibrator(defaults=StructuralDefaults(lam=x)))
+        for x in (0.01, 0.01, 0.02)
+    ]
+    assert ck[0] == ck[1] != ck[2]

@@ -52,7 +52,7 @@ KW = dict(
     n_paths=2 * N_PER,
     n_common=2,
     n_steps=16,
-    dtype=jnp.float64,
+    dtype="float64",
     n_full_paths=4,
     save_times=[0.0, 0.75, 1.5],
 )
@@ -64,13 +64,13 @@ _SHARDED = textwrap.dedent(
     import json, jax, jax.numpy as jnp
     jax.config.update("jax_enable_x64", True)
     import mftg_jax as m
-    from tests.test_statistics import _game, KW, N_PER
+    from tests.core.test_statistics import _game, KW, N_PER
     assert len(jax.devices()) == 8
-    r = m.price.simulate(_game(), jax.random.key(4), batch_size=N_PER, **KW)
-    print(json.dumps(dict(n_devices=r.n_devices, batch_size=r.batch_size,
+    r = m.price.simulate(_game(), jax.random.key(4), m.EnsembleSpec(batch_size=N_PER, **KW))
+    print(json.dumps(dict(n_devices=r.run.n_devices, batch_size=r.run.batch_size,
         p_mean=r.p_mean.tolist(), p_var=r.p_var.tolist(), paths_p=r.paths_p.tolist(),
         revenue_mean=r.revenue_mean.tolist(), cost_mean=r.cost_mean.tolist(),
-        overflow=r.jump_overflow)))
+        overflow=r.run.jump_overflow)))
     """
 )
 
@@ -99,7 +99,7 @@ def sharded_run():
 @pytest.fixture(scope="module")
 def batched():
     """One device, 8 batches of 64 paths per scenario, merged."""
-    return m.price.simulate(_game(), jax.random.key(4), batch_size=64, **KW)
+    return m.price.simulate(_game(), jax.random.key(4), m.EnsembleSpec(batch_size=64, **KW))
 
 
 def test_batches_merge_to_the_one_pass_statistics(batched):
@@ -109,11 +109,13 @@ def test_batches_merge_to_the_one_pass_statistics(batched):
         lambda g: m.price.simulate_paths(
             g,
             jax.random.key(4),
-            n_paths_per_scenario=N_PER,
-            n_common=2,
-            n_steps=16,
-            dtype=jnp.float64,
-            save_times={"steps": (0, 8, 16)},  # 0, 0.75, 1.5 (traced horizon)
+            m.EnsembleSpec(
+                n_paths=2 * N_PER,
+                n_common=2,
+                n_steps=16,
+                dtype=jnp.float64,
+                save_steps=(0, 8, 16),  # 0, 0.75, 1.5 (traced horizon)
+            ),
         )
     )(game)
     p, phat = np.asarray(paths.p), np.asarray(paths.phat)
@@ -139,7 +141,7 @@ def test_batches_merge_to_the_one_pass_statistics(batched):
         np.testing.assert_allclose(getattr(batched, name), want, rtol=1e-11, err_msg=name)
     np.testing.assert_array_equal(batched.paths_p, p[0, :4])
     assert batched.p_quantiles.shape == (5, 3) and batched.u_mean.shape == (3, 2)
-    assert batched.jump_overflow == 0 and batched.batch_size == 64
+    assert batched.run.jump_overflow == 0 and batched.run.batch_size == 64
     # Quantiles from the merged histograms: within one bin width of the exact ones.
     q = np.quantile(p.reshape(-1, 3), batched.quantile_levels, axis=0)
     lo, hi = p.reshape(-1, 3).min(0), p.reshape(-1, 3).max(0)

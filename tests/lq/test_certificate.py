@@ -1,8 +1,8 @@
 """Certificates (c) and (e) of the general game, and the forward-moment value check."""
 
-import diffrax
 import functools
 
+import diffrax
 import equinox as eqx
 from general_games import random_general_game
 from helpers import assert_rel

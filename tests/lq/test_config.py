@@ -8,9 +8,9 @@ import jax
 import numpy as np
 import pytest
 
-from mftg_jax.lq import game_from_dict, game_to_toml, load_game
 from mftg_jax._toml import ConfigError
 from mftg_jax.cli import main
+from mftg_jax.lq import game_from_dict, game_to_toml, load_game
 
 EXAMPLES = pathlib.Path(__file__).parent.parent.parent / "examples"
 MINIMAL = {"t1": 1.0, "x0": 1.0, "players": 2, "regime": [{"cost": {"r": 1.0}}]}

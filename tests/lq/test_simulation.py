@@ -1,18 +1,20 @@
 """Certificate (d): Monte Carlo realised costs against the value formula; the noisy
 cost-measurement terms leave the equilibrium unchanged and only spread the realised costs."""
 
-import diffrax
 import functools
 
+import diffrax
 import equinox as eqx
 from general_games import random_general_game
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
-from mftg_jax.lq import simulate, solve
+import mftg_jax as mj
+from mftg_jax.lq import simulate, simulate_paths, solve
 
-MC = dict(scenarios=1000, paths=4, steps=200)
+MC = mj.EnsembleSpec(n_paths=4000, n_common=1000, n_steps=200, scheme="euler", dtype="float64")
 
 
 @functools.cache
@@ -33,7 +35,7 @@ def run(with_xi: bool):
             ),
         )
     sol = solve(game, stepsize_controller=diffrax.PIDController(rtol=1e-10, atol=1e-10))
-    return sol, simulate(sol, jax.random.PRNGKey(0), **MC)
+    return sol, simulate_paths(sol, jax.random.PRNGKey(0), MC)
 
 
 def test_monte_carlo_costs_match_the_value_formula():
@@ -80,3 +82,51 @@ def test_cost_measurement_noise_only_spreads_realised_costs():
     assert np.all(
         np.asarray(jnp.std(sim1.costs, axis=(0, 1)) > 1.2 * jnp.std(sim0.costs, axis=(0, 1)))
     )
+
+
+def test_engine_agrees_with_the_independent_reference_simulator():
+    # The compact Euler simulator kept in tests/ (its own keys, its own loop) estimates the
+    # same expected costs: the two means agree within their combined standard errors.
+    from reference_lq_simulator import reference_simulate
+
+    sol, sim = run(False)
+    # The reference is the library's earlier code, written with implicit rank promotion.
+    with jax.numpy_rank_promotion("allow"):
+        ref = reference_simulate(sol, jax.random.PRNGKey(1), scenarios=1000, paths=4, steps=200)
+    se = np.sqrt(np.asarray(sim.standard_error()) ** 2 + np.asarray(ref.standard_error()) ** 2)
+    z = (np.asarray(sim.mean_cost()) - np.asarray(ref.mean_cost())) / se
+    assert np.all(np.abs(z) < 4), z
+
+
+def test_results_do_not_depend_on_batching_or_on_the_number_of_paths():
+    sol, sim = run(False)
+    spec = mj.EnsembleSpec(
+        n_paths=400, n_common=100, n_steps=200, scheme="euler", dtype="float64", batch_size=2
+    )
+    batched = simulate(sol, jax.random.PRNGKey(0), spec)
+    # Scenario m's paths are the same whatever the ensemble size: the first 100 scenarios
+    # of 4 paths of the big run, cut to their first 4 paths, are the small run's paths.
+    small = simulate_paths(sol, jax.random.PRNGKey(0), spec)
+    # Equal up to float rounding (the compiled programs have different shapes).
+    np.testing.assert_allclose(
+        np.asarray(small.costs), np.asarray(sim.costs)[:100], rtol=1e-10, atol=1e-12
+    )
+    np.testing.assert_array_equal(np.asarray(small.regimes), np.asarray(sim.regimes)[:100])
+    np.testing.assert_allclose(batched.cost_mean, np.asarray(small.mean_cost()), rtol=1e-10)
+    np.testing.assert_allclose(batched.cost_stderr, np.asarray(small.standard_error()), rtol=1e-9)
+    np.testing.assert_array_equal(batched.regimes, np.asarray(small.regimes))
+
+
+def test_general_game_rejects_the_exponential_scheme():
+    sol, _ = run(False)
+    with pytest.raises(ValueError, match="euler"):
+        simulate_paths(sol, jax.random.PRNGKey(0), mj.EnsembleSpec(n_paths=8))
+
+
+def test_float32_agrees_with_float64():
+    sol, _ = run(False)
+    spec = mj.EnsembleSpec(n_paths=400, n_common=100, n_steps=200, scheme="euler")
+    f32 = simulate(sol, jax.random.PRNGKey(0), spec)
+    f64 = simulate(sol, jax.random.PRNGKey(0), eqx.tree_at(lambda s: s.dtype, spec, "float64"))
+    # The same paths in two precisions: they differ by rounding, far below the standard error.
+    assert np.all(np.abs(f32.cost_mean - f64.cost_mean) < 1e-3 * f64.cost_stderr)

@@ -106,13 +106,15 @@ def _run(game, scheme, dtype, n_steps=K, policy="equilibrium"):
         lambda g: m.price.simulate_paths(
             g,
             jax.random.key(3),
-            n_paths_per_scenario=N,
-            n_common=M,
-            n_steps=n_steps,
-            scheme=scheme,
-            dtype=dtype,
+            m.EnsembleSpec(
+                n_paths=N * M,
+                n_common=M,
+                n_steps=n_steps,
+                scheme=scheme,
+                dtype=dtype,
+                save_steps=(n_steps // 2, n_steps),
+            ),
             policy=policy,
-            save_times={"steps": (n_steps // 2, n_steps)},
         )
     )
     return jax.device_get(f(game))
@@ -217,12 +219,14 @@ def test_pathwise_gradient_matches_finite_differences(game):
         out = m.price.simulate_paths(
             g,
             jax.random.key(5),
-            n_paths_per_scenario=256,
-            n_common=4,
-            n_steps=16,
-            scheme="exponential",
-            dtype=jnp.float64,
-            save_times={"steps": (16,)},
+            m.EnsembleSpec(
+                n_paths=256 * 4,
+                n_common=4,
+                n_steps=16,
+                scheme="exponential",
+                dtype=jnp.float64,
+                save_steps=(16,),
+            ),
             track_revenue=False,
         )
         return jnp.mean(out.p[..., -1])
@@ -247,8 +251,10 @@ def test_user_policy_gives_the_equilibrium_paths(game, riccati, euler64):
     np.testing.assert_allclose(user.p, euler64.p, rtol=1e-12)
     np.testing.assert_allclose(user.revenue, euler64.revenue, rtol=1e-9, atol=1e-9)
     np.testing.assert_allclose(user.cost, euler64.cost, rtol=1e-9, atol=1e-9)
-    kw = dict(n_paths_per_scenario=4, n_steps=4, save_times=[1.5])
+    kw = dict(n_paths=4, n_steps=4, save_times=[1.5])
     with pytest.raises(ValueError, match="exponential"):
-        m.price.simulate_paths(game, jax.random.key(1), policy=lambda t, p, ph: pol(t, p, ph), **kw)
+        m.price.simulate_paths(
+            game, jax.random.key(1), m.EnsembleSpec(**kw), policy=lambda t, p, ph: pol(t, p, ph)
+        )
     with pytest.raises(ValueError, match="scheme"):
-        m.price.simulate_paths(game, jax.random.key(1), scheme="milstein", **kw)
+        m.price.simulate_paths(game, jax.random.key(1), m.EnsembleSpec(scheme="milstein", **kw))

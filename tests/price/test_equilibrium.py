@@ -14,8 +14,16 @@ import mftg_jax as mj
 @pytest.fixture(scope="module")
 def scenario2():
     game = mj.slides.scenario_game(2)
-    sol = mj.price.solve_riccati(game, stepsize_controller=diffrax.PIDController(rtol=1e-10, atol=1e-10))
-    return game, sol, mj.price.solve_expectations(sol, stepsize_controller=diffrax.PIDController(rtol=1e-11, atol=1e-11))
+    sol = mj.price.solve_riccati(
+        game, stepsize_controller=diffrax.PIDController(rtol=1e-10, atol=1e-10)
+    )
+    return (
+        game,
+        sol,
+        mj.price.solve_expectations(
+            sol, stepsize_controller=diffrax.PIDController(rtol=1e-11, atol=1e-11)
+        ),
+    )
 
 
 def _noisy_game(p0=40.0, phat0=36.0):
@@ -80,7 +88,9 @@ def test_value_identity_with_noise():
     from scipy.integrate import solve_ivp
 
     game = _noisy_game()
-    sol = mj.price.solve_riccati(game, stepsize_controller=diffrax.PIDController(rtol=1e-11, atol=1e-11))
+    sol = mj.price.solve_riccati(
+        game, stepsize_controller=diffrax.PIDController(rtol=1e-11, atol=1e-11)
+    )
     mk, pr, nz = game.market, game.producers, game.noise
     eta = float(mk.eta)
     c, r, R, lam = (np.asarray(x) for x in (pr.c, pr.r, pr.R, pr.lam))
@@ -117,7 +127,9 @@ def test_stationary_values_against_long_horizon():
     long = eqx.tree_at(lambda g: g.market.t1, game, jnp.asarray(60.0))
     long = eqx.tree_at(lambda g: g.market.a, long, mj.DemandIntercept(mean=30.0))
     st = mj.price.stationary_values(game)
-    v = mj.price.solve_riccati(long, stepsize_controller=diffrax.PIDController(rtol=1e-11, atol=1e-11)).evaluate(0.0)
+    v = mj.price.solve_riccati(
+        long, stepsize_controller=diffrax.PIDController(rtol=1e-11, atol=1e-11)
+    ).evaluate(0.0)
     assert_rel(st.beta, v.beta, rtol=1e-8, what="beta")
     assert_rel(st.gamma, v.gamma, rtol=1e-8, what="gamma")
     k, m = mj.price.solve_riccati(long).gains(0.0)
@@ -164,7 +176,11 @@ def test_nash_gap_random_games():
             ),
             mj.Noise(sigma=1.0, sigma_o=0.7, jumps=mj.CompoundPoisson(1.0, mj.FixedJumps(1.0))),
         )
-        cert = mj.price.nash_gap(mj.price.solve_riccati(game, stepsize_controller=diffrax.PIDController(rtol=1e-10, atol=1e-10)))
+        cert = mj.price.nash_gap(
+            mj.price.solve_riccati(
+                game, stepsize_controller=diffrax.PIDController(rtol=1e-10, atol=1e-10)
+            )
+        )
         assert np.max(np.abs(cert.gap)) < 1e-6, cert
 
 

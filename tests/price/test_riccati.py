@@ -59,7 +59,9 @@ def test_symmetric_closed_form(n):
         mj.Market(eta=eta, a=3.0, q=q, t0=0.0, t1=t1, p0=5.0),
         mj.Producers(c=[1.0] * n, r=[r] * n, rbar=[rbar] * n, lam=[lam] * n),
     )
-    sol = mj.price.solve_riccati(game, stepsize_controller=diffrax.PIDController(rtol=1e-11, atol=1e-11))
+    sol = mj.price.solve_riccati(
+        game, stepsize_controller=diffrax.PIDController(rtol=1e-11, atol=1e-11)
+    )
     ts = np.linspace(0.0, t1, 7)
     vals = jax.vmap(sol.evaluate)(jnp.asarray(ts))
     # alpha' = (lam + 2 eta) alpha - (2n - 1) eta^2/r alpha^2 (logistic)
@@ -134,7 +136,9 @@ def test_gamma_delta_against_scipy():
 
     y1 = np.concatenate([-q * np.ones(3), np.zeros(9)])
     ref = solve_ivp(rhs, (t1, 0.0), y1, method="DOP853", rtol=1e-12, atol=1e-12).y[:, -1]
-    sol = mj.price.solve_riccati(game, stepsize_controller=diffrax.PIDController(rtol=1e-11, atol=1e-11))
+    sol = mj.price.solve_riccati(
+        game, stepsize_controller=diffrax.PIDController(rtol=1e-11, atol=1e-11)
+    )
     got = np.concatenate([np.asarray(x) for x in sol.evaluate(0.0)])
     assert_rel(got, ref, rtol=1e-8, atol=1e-10, what="(alpha, beta, gamma, delta)(0)")
 
@@ -175,7 +179,9 @@ def test_gradients_against_finite_differences(scenario2):
             game,
             (eta, a, game.producers.c.at[0].set(c0)),
         )
-        return mj.price.solve_riccati(g, stepsize_controller=diffrax.PIDController(rtol=1e-11, atol=1e-11)).revenue()
+        return mj.price.solve_riccati(
+            g, stepsize_controller=diffrax.PIDController(rtol=1e-11, atol=1e-11)
+        ).revenue()
 
     x0 = (jnp.asarray(0.5), jnp.asarray(1.0), jnp.asarray(1.0))
     jac = jax.jacrev(revenue, argnums=(0, 1, 2))(*x0)

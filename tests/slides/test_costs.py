@@ -1,5 +1,5 @@
-from helpers import assert_rel
 import diffrax
+from helpers import assert_rel
 import numpy as np
 import pytest
 from scenario_reference import alpha_beta, controls, cost_rate, ETA, gamma, price_and_costs, R_
@@ -12,7 +12,9 @@ from mftg_jax.slides import cost_instants, costs
 @pytest.fixture(scope="module")
 def scenario2():
     game = mj.slides.scenario_game(2)
-    return game, mj.price.solve_riccati(game, stepsize_controller=diffrax.PIDController(rtol=1e-10, atol=1e-10))
+    return game, mj.price.solve_riccati(
+        game, stepsize_controller=diffrax.PIDController(rtol=1e-10, atol=1e-10)
+    )
 
 
 @pytest.fixture(scope="module")
@@ -59,7 +61,13 @@ def test_expected_costs_with_noise_against_monte_carlo(scenario2, reference):
     mean zero), and $u_i = g_i y + \\hat u_i$ with $g_i$, $\\hat u_i$ from the SciPy reference.
     """
     game = mj.slides.scenario_game(3)
-    exact = np.asarray(costs(mj.price.solve_riccati(game, stepsize_controller=diffrax.PIDController(rtol=1e-10, atol=1e-10))))
+    exact = np.asarray(
+        costs(
+            mj.price.solve_riccati(
+                game, stepsize_controller=diffrax.PIDController(rtol=1e-10, atol=1e-10)
+            )
+        )
+    )
     det = np.asarray(costs(scenario2[1]))
     sol, _ = reference
     K, n_paths = 1000, 4000

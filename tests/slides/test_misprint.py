@@ -1,5 +1,5 @@
-from helpers import assert_rel
 import diffrax
+from helpers import assert_rel
 import numpy as np
 import pytest
 from scenario_reference import alpha_beta, gamma
@@ -13,7 +13,9 @@ SLIDES_SCENARIO2 = np.array([180430.0, 93526.0, 57159.0])
 @pytest.fixture(scope="module")
 def solutions():
     game = mj.slides.scenario_game(2)
-    return mj.price.solve_riccati(game, stepsize_controller=diffrax.PIDController(rtol=1e-10, atol=1e-10)), mj.slides.solve_misprinted_riccati(game)
+    return mj.price.solve_riccati(
+        game, stepsize_controller=diffrax.PIDController(rtol=1e-10, atol=1e-10)
+    ), mj.slides.solve_misprinted_riccati(game)
 
 
 def test_boundary_conditions(solutions):

@@ -52,7 +52,9 @@ def test_scenario_1_figures_and_table(capsys, tmp_path):
     out = capsys.readouterr().out
     assert "speed s" in out and "scenario_1.png" in out
     rep = _json(capsys, ["scenario", "1", "--json", "--speeds", "10", "100"])
-    assert_rel(rep["p_t1"], [float(mj.slides.scenario_1(s)(1.0)) for s in (10.0, 100.0)], rtol=1e-12)
+    assert_rel(
+        rep["p_t1"], [float(mj.slides.scenario_1(s)(1.0)) for s in (10.0, 100.0)], rtol=1e-12
+    )
     assert (tmp_path / "scenario_1.png").stat().st_size > 10_000
 
 

@@ -30,7 +30,9 @@ def test_tracking_improves_with_speed():
     # s/sqrt(s^2 + w^2) and lag arctan(w/s), w = 10 pi: the faster, the closer.
     ts = np.linspace(0.8, 1.0, 2001)
     target = 30.0 - np.asarray(mj.slides.demand_profile(ts))
-    errors = [np.max(np.abs(np.asarray(mj.slides.scenario_1(s)(ts)) - target)) for s in (1, 10, 100)]
+    errors = [
+        np.max(np.abs(np.asarray(mj.slides.scenario_1(s)(ts)) - target)) for s in (1, 10, 100)
+    ]
     assert_rel(target, -20.0 * np.sin(10 * np.pi * ts), rtol=0, atol=1e-12, what="a - D(t)")
     assert errors[0] > errors[1] > errors[2]
     assert errors[2] < 0.35 * 20

@@ -1,0 +1,277 @@
+r"""The ensemble driver shared by every family: batches, devices, streaming statistics, progress.
+
+[`run_ensemble`][] runs a family's [`AbstractEnsemble`][] in batches of paths (every batch holds
+all $M$ scenarios and a slice of each scenario's paths; path $j$ of scenario $m$ depends only on
+`(key, m, j)`), splits each batch over the devices of a `jax.sharding.Mesh` along the path
+axis, and merges the statistics of the batches (Chan/Welford merges, histograms for
+quantiles), so memory is bounded by one batch whatever the number of paths, and the result
+does not depend on the batch size or the number of devices.
+
+Several hosts: call `jax.distributed.initialize()` on every host first; the default mesh then
+spans `jax.devices()` (all hosts' devices) and each batch is split over all of them.
+"""
+
+import abc
+import time
+from typing import Any
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
+from jaxtyping import Array, PRNGKeyArray, PyTree
+import numpy as np
+
+from ._spec import EnsembleSpec
+from ._statistics import histogram_counts, histogram_edges, histogram_quantiles, Moments
+from ._timing import CompileTimer
+
+
+class Observables(eqx.Module):
+    """What one batch contributes to the statistics.
+
+    - `per_path`: arrays with leading axes `(M, B)` (scenario, path of the batch): their
+      moments over all paths, their means per scenario, the first paths of scenario 0.
+    - `per_scenario`: arrays with leading axis `(M,)`, the same in every batch (they depend
+      on the common noise only), e.g. a conditional mean.
+    - `overflow`: count of events the noise could not represent (0 in any sane run).
+    """
+
+    per_path: dict[str, Array]
+    per_scenario: dict[str, Array]
+    overflow: Array
+
+
+class AbstractEnsemble(eqx.Module):
+    """A family's Monte Carlo ensemble: its configuration, one batch of paths, observables."""
+
+    @abc.abstractmethod
+    def configure(self, spec: EnsembleSpec, batch_size: int, n_tiles: int) -> Any:
+        """The static (hashable) configuration of one batch program."""
+
+    @abc.abstractmethod
+    def saved_per_path(self, spec: EnsembleSpec) -> int:
+        """Numbers saved per path and scenario in a batch (sets the default batch size)."""
+
+    @abc.abstractmethod
+    def paths(self, key: PRNGKeyArray, path_ids: Array, cfg: Any) -> PyTree:
+        """One batch: the paths with global indices `path_ids (B,)` of every scenario."""
+
+    @abc.abstractmethod
+    def observe(self, batch: PyTree, cfg: Any) -> Observables:
+        """The observables of one batch."""
+
+    @abc.abstractmethod
+    def histogrammed(self) -> tuple[str, ...]:
+        """Names of the `per_path` observables whose quantiles are streamed."""
+
+
+class RunInfo(eqx.Module):
+    """How an ensemble was run: its sizes, devices and timings (compile time apart)."""
+
+    n_paths: int
+    n_common: int
+    n_steps: int
+    batch_size: int
+    n_devices: int
+    run_seconds: float
+    compile_seconds: float
+    path_steps_per_second: float
+    jump_overflow: int
+
+    def as_dict(self) -> dict[str, int | float]:
+        """The fields as a JSON-ready dict."""
+        return {f: getattr(self, f) for f in self.__dataclass_fields__}
+
+
+class EnsembleStatistics(eqx.Module):
+    r"""Statistics of an ensemble (numpy arrays), by observable name.
+
+    - `mean`, `var`, `stderr`: over all paths; the standard error is $\sqrt{\mathrm{var}/(MN)}$
+      when $M = 1$, otherwise the between-scenario standard error of the scenario means,
+      which accounts for the common noise.
+    - `scenario_mean`: the mean over each scenario's paths, `(M, ...)`.
+    - `quantiles`: `(Q, ...)` from streamed histograms (accurate to one bin).
+    - `per_scenario`: the per-scenario observables, `(M, ...)`.
+    - `full`: the first `n_full_paths` paths of scenario 0 of every per-path observable.
+    - `run`: the [`RunInfo`][mftg_jax.RunInfo]: sizes, `run_seconds`, `compile_seconds`
+      (tracing, lowering and compiling, apart), `path_steps_per_second` (run time only),
+      `jump_overflow`.
+    """
+
+    mean: dict[str, np.ndarray]
+    var: dict[str, np.ndarray]
+    stderr: dict[str, np.ndarray]
+    scenario_mean: dict[str, np.ndarray]
+    quantiles: dict[str, np.ndarray]
+    per_scenario: dict[str, np.ndarray]
+    full: dict[str, np.ndarray]
+    quantile_levels: np.ndarray
+    run: RunInfo
+
+
+_paths_jit = eqx.filter_jit(lambda model, key, ids, cfg: model.paths(key, ids, cfg))
+
+
+@eqx.filter_jit
+def _batch_stats(model: AbstractEnsemble, batch, cfg, edges: dict, n_full: int):
+    obs = model.observe(batch, cfg)
+    out = dict(moments={}, scen={}, hist={}, full={})
+    for name, x in obs.per_path.items():
+        M, B = x.shape[:2]
+        out["moments"][name] = Moments.of(x.reshape((M * B,) + x.shape[2:]), 0)
+        out["scen"][name] = jnp.sum(x, axis=1)
+        out["full"][name] = x[0, :n_full]
+        if name in edges:
+            out["hist"][name] = histogram_counts(x.reshape((M * B,) + x.shape[2:]), edges[name])
+    out["per_scenario"] = obs.per_scenario
+    out["overflow"] = obs.overflow
+    return out
+
+
+@eqx.filter_jit
+def _batch_range(model: AbstractEnsemble, batch, cfg):
+    """Per remaining index `(min, max)` of the histogrammed observables of a batch."""
+    obs = model.observe(batch, cfg)
+    out = {}
+    for name in model.histogrammed():
+        x = obs.per_path[name]
+        flat = x.reshape((-1,) + x.shape[2:])
+        out[name] = (jnp.min(flat, 0), jnp.max(flat, 0))
+    return out
+
+
+def _default_batch(n_per: int, n_common: int, n_save: int, n_dev: int) -> int:
+    """Largest divisor of `n_per` (and multiple of `n_dev`) within ~2^22 saved floats."""
+    target = max(n_dev, (1 << 22) // max(1, n_common * n_save))
+    best = n_dev if n_per % n_dev == 0 else n_per
+    for b in range(min(n_per, target), 0, -1):
+        if n_per % b == 0 and b % n_dev == 0:
+            best = b
+            break
+    return best
+
+
+def _cluster_stderr(scen_sum, n_per, mom: Moments, n_common):
+    if n_common == 1:
+        return np.asarray(mom.stderr)
+    means = np.asarray(scen_sum) / n_per
+    return np.std(means, axis=0, ddof=1) / np.sqrt(n_common)
+
+
+def _edges_from_range(rng, bins: int) -> np.ndarray:
+    lo, hi = (np.asarray(x, dtype=np.float64) for x in rng)
+    return histogram_edges(np.stack([lo, hi]), bins, 0)
+
+
+def run_ensemble(
+    model: AbstractEnsemble,
+    key: PRNGKeyArray,
+    spec: EnsembleSpec,
+    *,
+    mesh: Mesh | None = None,
+    progress: bool = False,
+    desc: str = "mftg simulate",
+) -> EnsembleStatistics:
+    """Run `model`'s ensemble as `spec` says and return its statistics (module docstring).
+
+    **Arguments:**
+
+    - `model`: a family's [`AbstractEnsemble`][].
+    - `key`: a JAX PRNG key.
+    - `spec`: an [`EnsembleSpec`][mftg_jax.EnsembleSpec].
+    - `mesh`: a `jax.sharding.Mesh` with one axis named `"paths"`; default: all devices.
+    - `progress`: show a progress bar (per batch) with path-steps per second.
+    - `desc`: the progress bar's label.
+
+    **Returns:** an [`EnsembleStatistics`][].
+    """
+    if mesh is None and len(jax.devices()) > 1:
+        mesh = Mesh(np.asarray(jax.devices()), ("paths",))
+    n_dev = 1 if mesh is None else mesh.size
+    n_per, n_common = spec.paths_per_scenario, spec.n_common
+    batch_size = spec.batch_size
+    if batch_size is None:
+        batch_size = _default_batch(n_per, n_common, model.saved_per_path(spec), n_dev)
+    if not 0 <= spec.n_full_paths <= batch_size:
+        raise ValueError(
+            f"n_full_paths must be in [0, batch_size={batch_size}], got {spec.n_full_paths}"
+        )
+    cfg = model.configure(spec, batch_size, n_dev)
+    levels = np.asarray(spec.quantiles, dtype=float)
+    sharding = None if mesh is None else NamedSharding(mesh, PartitionSpec("paths"))
+
+    def ids(b):
+        x = jnp.arange(batch_size, dtype=jnp.uint32) + jnp.uint32(b * batch_size)
+        return x if sharding is None else jax.device_put(x, sharding)
+
+    # The first call compiles (unless an earlier call with the same shapes did): its compile
+    # time is what JAX reports for tracing, lowering and compiling, the rest is run time.
+    with CompileTimer() as timer:
+        t = time.perf_counter()
+        first = _paths_jit(model, key, ids(0), cfg)
+        jax.block_until_ready(first)
+        first_s = time.perf_counter() - t
+    compile_s = timer.seconds
+
+    n_batches = n_per // batch_size
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=n_batches, disable=not progress, unit="batch", desc=desc)
+    acc = None
+    edges = None
+    run_s = 0.0
+    steps_per_batch = n_common * batch_size * spec.n_steps
+    try:
+        for b in range(n_batches):
+            if b == 0:
+                batch = first
+                run_s += max(first_s - compile_s, 0.0)
+            else:
+                t = time.perf_counter()
+                batch = _paths_jit(model, key, ids(b), cfg)
+                jax.block_until_ready(batch)
+                run_s += time.perf_counter() - t
+            if edges is None:
+                rng = _batch_range(model, batch, cfg)
+                edges = {k: jnp.asarray(_edges_from_range(v, spec.bins)) for k, v in rng.items()}
+            st = jax.device_get(_batch_stats(model, batch, cfg, edges, spec.n_full_paths))
+            if acc is None:
+                acc = st
+            else:
+                for name in acc["moments"]:
+                    acc["moments"][name] = acc["moments"][name].merge(st["moments"][name])
+                    acc["scen"][name] = acc["scen"][name] + st["scen"][name]
+                for name in acc["hist"]:
+                    acc["hist"][name] = acc["hist"][name] + st["hist"][name]
+                acc["overflow"] = acc["overflow"] + st["overflow"]
+            bar.update(1)
+            bar.set_postfix(path_steps_per_s=f"{steps_per_batch * (b + 1) / max(run_s, 1e-12):.3g}")
+    finally:
+        bar.close()
+
+    M = n_common
+    mom = acc["moments"]
+    return EnsembleStatistics(
+        mean={k: np.asarray(v.mean) for k, v in mom.items()},
+        var={k: np.asarray(v.variance) for k, v in mom.items()},
+        stderr={k: _cluster_stderr(acc["scen"][k], n_per, v, M) for k, v in mom.items()},
+        scenario_mean={k: np.asarray(v) / n_per for k, v in acc["scen"].items()},
+        quantiles={
+            k: histogram_quantiles(v, np.asarray(edges[k]), levels) for k, v in acc["hist"].items()
+        },
+        per_scenario={k: np.asarray(v) for k, v in acc["per_scenario"].items()},
+        full={k: np.asarray(v) for k, v in acc["full"].items()},
+        quantile_levels=levels,
+        run=RunInfo(
+            n_paths=int(spec.n_paths),
+            n_common=int(n_common),
+            n_steps=int(spec.n_steps),
+            batch_size=int(batch_size),
+            n_devices=int(n_dev),
+            run_seconds=float(run_s),
+            compile_seconds=float(compile_s),
+            path_steps_per_second=float(spec.n_paths * spec.n_steps / max(run_s, 1e-12)),
+            jump_overflow=int(acc["overflow"]),
+        ),
+    )

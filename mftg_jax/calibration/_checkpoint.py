@@ -1,0 +1,88 @@
+"""Checkpoints of a calibration run: a fingerprint of the data and settings, atomic saves,
+loads that ignore files written for other runs, and optimiser states as numbered arrays."""
+
+import hashlib
+import os
+import tempfile
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+
+def _hash_tree(h, tree) -> None:
+    # The structure (with every static setting, Python floats at full precision) and then
+    # the bytes of every array leaf: `repr` would abbreviate arrays to their shapes.
+    leaves, treedef = jax.tree.flatten(tree)
+    h.update(str(treedef).encode())
+    for x in leaves:
+        a = np.asarray(x)
+        h.update(f"{a.dtype}{a.shape}".encode())
+        h.update(np.ascontiguousarray(a).tobytes())
+
+
+def fingerprint(series, calibrator, param) -> str:
+    """A short hash of the training data, the settings and the parametrisation."""
+    h = hashlib.sha256()
+    h.update(np.ascontiguousarray(series.prices).tobytes())
+    h.update(str(series.times[0]).encode())
+    _hash_tree(h, calibrator)
+    _hash_tree(h, param)
+    h.update(str(jnp.zeros(()).dtype).encode())
+    return h.hexdigest()[:16]
+
+
+def default_checkpoint(series, calibrator) -> str:
+    """A checkpoint path keyed on the data and the settings (in the temporary directory)."""
+    fp = fingerprint(series, calibrator, calibrator.parametrisation(series))
+    return os.path.join(tempfile.gettempdir(), "mftg-calibrate", f"{fp}.npz")
+
+
+def save(path: str, payload: dict) -> None:
+    """Write `payload` (arrays) to `path` atomically (a temporary file, then a replace)."""
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=folder, suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            np.savez(f, **payload)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
+def load(path: str | None, fingerprint: str) -> dict | None:
+    """The checkpoint at `path`, or None when there is none, it is unreadable, or it was
+    written for another fingerprint."""
+    if not path or not os.path.exists(path):
+        return None
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            d = {k: z[k] for k in z.files}
+    except (OSError, ValueError):
+        return None
+    if str(d.get("fingerprint")) != fingerprint:
+        return None
+    return d
+
+
+def state_payload(state, prefix: str = "state") -> dict:
+    """The array leaves of an optimiser state, as `{prefix}_0, {prefix}_1, ...`."""
+    return {f"{prefix}_{i}": np.asarray(x) for i, x in enumerate(jax.tree.leaves(state))}
+
+
+def state_leaves(d: dict, prefix: str = "state") -> list:
+    n = sum(1 for k in d if k.startswith(f"{prefix}_"))
+    return [d[f"{prefix}_{i}"] for i in range(n)]
+
+
+def restore(template, leaves: list):
+    """`template`'s structure with the saved `leaves` (in `template`'s dtypes)."""
+    flat, treedef = jax.tree.flatten(template)
+    if len(flat) != len(leaves):
+        raise ValueError("checkpoint does not match the optimiser state")
+    return jax.tree.unflatten(
+        treedef, [jnp.asarray(x, dtype=f.dtype) for f, x in zip(flat, leaves)]
+    )

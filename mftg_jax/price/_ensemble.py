@@ -1,0 +1,144 @@
+r"""The price game's ensemble statistics, from the shared engine's driver.
+
+[`simulate`][mftg_jax.price.simulate] runs the ensemble of
+[`simulate_paths`][mftg_jax.price.simulate_paths] in batches on the shared driver (devices,
+streaming statistics, progress) and names the statistics in the price game's terms.
+"""
+
+from typing import Any
+
+import equinox as eqx
+import jax.numpy as jnp
+from jax.sharding import Mesh
+from jaxtyping import PRNGKeyArray
+import numpy as np
+
+from .._simulation._driver import run_ensemble, RunInfo
+from .._simulation._spec import EnsembleSpec
+from .._simulation._statistics import Moments
+from ._game import PriceGame
+from ._simulation import PriceEnsemble, resolve_policy
+
+
+class EnsembleResult(eqx.Module):
+    r"""Statistics of a simulated ensemble (returned by [`simulate`][]); numpy arrays.
+
+    `S` save times, `n` producers, `Q` quantile levels, `M` scenarios.
+
+    - `times (S,)`; `quantile_levels (Q,)`.
+    - `p_mean, p_var, p_stderr (S,)`, `p_quantiles (Q, S)`: the price over all paths.
+    - `phat (M, S)`: each scenario's conditional mean price; `scenario_mean_p (M, S)`: the
+      mean of $p$ over each scenario's paths (tends to `phat` as paths grow).
+    - `phat_mean, phat_var, phat_stderr (S,)`, `phat_quantiles (Q, S)`: $\hat p$ over scenarios.
+    - `u_mean, u_stderr (S, n)`, `u_quantiles (Q, S, n)`: the controls $u_i(t, p, \hat p)$.
+    - `revenue_mean, revenue_stderr (n,)`: realised discounted revenue (compare with
+      `RiccatiSolution.revenue()`); `cost_mean, cost_stderr (n,)`: realised undiscounted cost
+      $\int (c_i u_i + \tfrac{r_i}2 u_i^2 + \tfrac{\bar r_i}2 \hat u_i^2)\,dt$.
+    - `paths_p (F, S)`, `paths_u (F, S, n)`: the first `F = n_full_paths` paths of scenario 0.
+    - `run`: the [`RunInfo`][mftg_jax.RunInfo]: `n_paths, n_common, n_steps, batch_size,
+      n_devices`, `run_seconds`, `compile_seconds`, `path_steps_per_second` (run time only),
+      `jump_overflow` (0 in any sane run).
+
+    Standard errors: $\sqrt{\mathrm{var}/(MN)}$ when $M = 1$; otherwise the between-scenario
+    standard error of the scenario means, which accounts for the common noise.
+    """
+
+    times: np.ndarray
+    quantile_levels: np.ndarray
+    p_mean: np.ndarray
+    p_var: np.ndarray
+    p_stderr: np.ndarray
+    p_quantiles: np.ndarray
+    phat: np.ndarray
+    scenario_mean_p: np.ndarray
+    phat_mean: np.ndarray
+    phat_var: np.ndarray
+    phat_stderr: np.ndarray
+    phat_quantiles: np.ndarray
+    u_mean: np.ndarray
+    u_stderr: np.ndarray
+    u_quantiles: np.ndarray
+    revenue_mean: np.ndarray
+    revenue_stderr: np.ndarray
+    cost_mean: np.ndarray
+    cost_stderr: np.ndarray
+    paths_p: np.ndarray
+    paths_u: np.ndarray
+    run: RunInfo
+
+    def summary(self) -> dict[str, Any]:
+        """The headline figures at $t_1$ as a JSON-ready dict."""
+        return {
+            "mean_p_t1": float(self.p_mean[-1]),
+            "var_p_t1": float(self.p_var[-1]),
+            "stderr_mean_p_t1": float(self.p_stderr[-1]),
+            "mean_phat_t1": float(self.phat_mean[-1]),
+            "mean_revenue": self.revenue_mean.tolist(),
+            "stderr_revenue": self.revenue_stderr.tolist(),
+            "mean_cost": self.cost_mean.tolist(),
+            "stderr_cost": self.cost_stderr.tolist(),
+            **self.run.as_dict(),
+        }
+
+
+def simulate(
+    game: PriceGame,
+    key: PRNGKeyArray,
+    spec: EnsembleSpec = EnsembleSpec(),
+    *,
+    policy: Any = "equilibrium",
+    mesh: Mesh | None = None,
+    progress: bool = False,
+) -> EnsembleResult:
+    r"""Simulate the price game's ensemble and return its statistics.
+
+    $M$ = `spec.n_common` scenarios of common noise, each with $N$ = `spec.n_paths // M`
+    idiosyncratic paths; the dynamics, schemes and policies are those of
+    [`simulate_paths`][mftg_jax.price.simulate_paths]; batches, devices and streamed
+    statistics are the shared driver's, so the result does not depend on `batch_size` or
+    on the number of devices.
+
+    **Arguments:**
+
+    - `game`: a [`PriceGame`][mftg_jax.PriceGame].
+    - `key`: a JAX PRNG key.
+    - `spec`: an [`EnsembleSpec`][mftg_jax.EnsembleSpec] (default: $10^5$ paths, one
+      scenario, 1000 steps, the exponential scheme, float32).
+    - `policy`: `"equilibrium"` (solves the Riccati system once), a `FeedbackPolicy`, `None`
+      or a callable (Euler only).
+    - `mesh`: a `jax.sharding.Mesh` with one axis named `"paths"`; default: all devices.
+    - `progress`: show a progress bar (per batch) with path-steps per second.
+
+    **Returns:** an [`EnsembleResult`][mftg_jax.price.EnsembleResult].
+    """
+    model = PriceEnsemble(game, resolve_policy(game, policy))
+    st = run_ensemble(model, key, spec, mesh=mesh, progress=progress)
+    levels = st.quantile_levels
+    phat = np.asarray(st.per_scenario["phat"], dtype=np.float64)
+    M = st.run.n_common
+    phat_mom = Moments.of(jnp.asarray(phat), 0)
+    phat_q = np.quantile(phat, levels, axis=0) if M > 1 else np.repeat(phat[:1], len(levels), 0)
+    return EnsembleResult(
+        times=np.asarray(st.per_scenario["times"][0], dtype=np.float64),
+        quantile_levels=levels,
+        p_mean=st.mean["p"],
+        p_var=st.var["p"],
+        p_stderr=st.stderr["p"],
+        p_quantiles=st.quantiles["p"],
+        phat=phat,
+        scenario_mean_p=st.scenario_mean["p"],
+        phat_mean=np.asarray(phat_mom.mean),
+        phat_var=np.asarray(phat_mom.variance) if M > 1 else np.zeros(phat.shape[1]),
+        phat_stderr=np.asarray(phat_mom.stderr) if M > 1 else np.zeros(phat.shape[1]),
+        phat_quantiles=phat_q,
+        u_mean=st.mean["u"],
+        u_stderr=st.stderr["u"],
+        u_quantiles=st.quantiles["u"],
+        revenue_mean=st.mean["revenue"],
+        revenue_stderr=st.stderr["revenue"],
+        cost_mean=st.mean["cost"],
+        cost_stderr=st.stderr["cost"],
+        paths_p=st.full["p"],
+        paths_u=st.full["u"],
+        run=st.run,
+    )
