@@ -113,8 +113,11 @@ def _ito_cost(cost, x, xhat, u, uhat):
     )
 
 
-def _scenario_step(co, g, gh, h, x, xhat, disc, cost, dW, dWo, dt):
-    """Euler step of one scenario in its regime: `x (B,)`, `cost (B, n)`, `dW (B, Ci)`."""
+def _scenario_step(co, gains, x, xhat, disc, cost, noise, dt):
+    """Euler step of one scenario in its regime: `x (B,)`, `cost (B, n)`, noise increments
+    `dW (B, Ci)` (idiosyncratic) and `dWo (Co,)` (common)."""
+    g, gh, h = gains
+    dW, dWo = noise
     uhat = gh * xhat + h  # (n,)
     u = uhat[None, :] + g[None, :] * (x - xhat)[:, None]  # (B, n)
     dyn = co.dynamics
@@ -201,8 +204,8 @@ class _LQTerm(AbstractEnsembleTerm):
         dW = jnp.concatenate([dB[..., None], dN], axis=-1)  # (M, B, Ci)
         dWo = jnp.concatenate([dBo[:, None], dNo], axis=-1)  # (M, Co)
         g, gh, h = (a[k][s] for a in self.gains)  # (M, n)
-        x, xhat, disc, cost = jax.vmap(_scenario_step, in_axes=(0,) * 10 + (None,))(
-            co_s, g, gh, h, y.x, y.xhat, y.discount, y.cost, dW, dWo, dt
+        x, xhat, disc, cost = jax.vmap(_scenario_step, in_axes=(0,) * 7 + (None,))(
+            co_s, (g, gh, h), y.x, y.xhat, y.discount, y.cost, (dW, dWo), dt
         )
         u = counter_uniform(self.regime_key, k, self.scenario, jnp.zeros((), jnp.uint32), dtype)
         row = self.cdf[s]  # (M, regimes)

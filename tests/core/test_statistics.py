@@ -57,20 +57,35 @@ KW = dict(
     save_times=[0.0, 0.75, 1.5],
 )
 
+# The general LQ game on the same engine: 16 scenarios of 64 paths, one batch per run.
+LQ_SPEC = m.EnsembleSpec(n_paths=1024, n_common=16, n_steps=50, scheme="euler", dtype="float64")
+
+
+def _lq_solution():
+    from general_games import random_general_game
+
+    return m.lq.solve(random_general_game(0))
+
+
 # The same ensemble on 8 (virtual CPU) devices, in one batch of 64 paths per device and
 # scenario; the parent compares it with its own one-device run in batches of 64.
 _SHARDED = textwrap.dedent(
     """
-    import json, jax, jax.numpy as jnp
+    import json, sys, jax, jax.numpy as jnp
+    sys.path.insert(0, "tests")  # the tests' helper modules, as pytest's pythonpath has it
     jax.config.update("jax_enable_x64", True)
     import mftg_jax as m
     from tests.core.test_statistics import _game, KW, N_PER
     assert len(jax.devices()) == 8
+    from tests.core.test_statistics import _lq_solution, LQ_SPEC
     r = m.price.simulate(_game(), jax.random.key(4), m.EnsembleSpec(batch_size=N_PER, **KW))
+    g = m.lq.simulate(_lq_solution(), jax.random.key(6), LQ_SPEC)
     print(json.dumps(dict(n_devices=r.run.n_devices, batch_size=r.run.batch_size,
         p_mean=r.p_mean.tolist(), p_var=r.p_var.tolist(), paths_p=r.paths_p.tolist(),
         revenue_mean=r.revenue_mean.tolist(), cost_mean=r.cost_mean.tolist(),
-        overflow=r.run.jump_overflow)))
+        overflow=r.run.jump_overflow, lq_devices=g.statistics.run.n_devices,
+        lq_cost_mean=g.cost_mean.tolist(), lq_cost_stderr=g.cost_stderr.tolist(),
+        lq_x1_var=g.x1_var.tolist())))
     """
 )
 
@@ -157,3 +172,15 @@ def test_eight_devices_give_the_one_device_result(sharded_run, batched):
     np.testing.assert_array_equal(np.asarray(res["paths_p"]), batched.paths_p)
     for name in ("p_mean", "p_var", "revenue_mean", "cost_mean"):
         np.testing.assert_allclose(res[name], getattr(batched, name), rtol=1e-12, err_msg=name)
+    # The general game on 8 devices equals its one-device run in batches of 8 paths.
+    lq = m.lq.simulate(_lq_solution(), jax.random.key(6), LQ_SPEC)
+    one = m.lq.simulate(
+        _lq_solution(),
+        jax.random.key(6),
+        m.EnsembleSpec(n_paths=1024, n_common=16, n_steps=50, scheme="euler", dtype="float64",
+                       batch_size=8),  # fmt: skip
+    )
+    assert res["lq_devices"] == 8 and lq.statistics.run.n_devices == 1
+    for name, got in (("lq_cost_mean", one.cost_mean), ("lq_cost_stderr", one.cost_stderr),
+                      ("lq_x1_var", one.x1_var)):  # fmt: skip
+        np.testing.assert_allclose(res[name], got, rtol=1e-10, err_msg=name)

@@ -125,8 +125,8 @@ def test_general_game_rejects_the_exponential_scheme():
 
 def test_float32_agrees_with_float64():
     sol, _ = run(False)
-    spec = mj.EnsembleSpec(n_paths=400, n_common=100, n_steps=200, scheme="euler")
-    f32 = simulate(sol, jax.random.PRNGKey(0), spec)
-    f64 = simulate(sol, jax.random.PRNGKey(0), eqx.tree_at(lambda s: s.dtype, spec, "float64"))
+    kw = dict(n_paths=400, n_common=100, n_steps=200, scheme="euler")
+    f32 = simulate(sol, jax.random.PRNGKey(0), mj.EnsembleSpec(dtype="float32", **kw))
+    f64 = simulate(sol, jax.random.PRNGKey(0), mj.EnsembleSpec(dtype="float64", **kw))
     # The same paths in two precisions: they differ by rounding, far below the standard error.
     assert np.all(np.abs(f32.cost_mean - f64.cost_mean) < 1e-3 * f64.cost_stderr)
