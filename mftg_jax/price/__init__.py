@@ -28,7 +28,11 @@ from ._game import (
     PriceGame as PriceGame,
     Producers as Producers,
 )
-from ._lowering import to_lq as to_lq
+from ._lowering import (
+    from_lq as from_lq,
+    revenue_from_lq_cost as revenue_from_lq_cost,
+    to_lq as to_lq,
+)
 from ._policy import FeedbackPolicy as FeedbackPolicy
 from ._riccati import (
     AbstractRiccatiSolution as AbstractRiccatiSolution,

@@ -9,8 +9,15 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 
-from ..lq import Coefficients, LQGame, TerminalCost, zero_coefficients
+from ..lq import (
+    Coefficients,
+    LQGame,
+    RiccatiValues as LQRiccatiValues,
+    TerminalCost,
+    zero_coefficients,
+)
 from ._game import PriceGame
+from ._riccati import RiccatiValues
 
 
 def to_lq(game: PriceGame) -> LQGame:
@@ -85,3 +92,20 @@ def to_lq(game: PriceGame) -> LQGame:
         cos=cos,
         sin=sin,
     )
+
+
+def from_lq(values: LQRiccatiValues) -> RiccatiValues:
+    r"""The price game's $(\alpha, \beta, \gamma, \delta)$ from the lowered game's values
+    (regime 0): the general game minimises cost $= -$revenue, so each is minus its
+    counterpart.
+
+    **Arguments:** `values`: [`mftg_jax.lq.RiccatiValues`][] of `to_lq(game)`, each `(1, n)`.
+
+    **Returns:** [`RiccatiValues`][mftg_jax.price.RiccatiValues], each `(n,)`.
+    """
+    return RiccatiValues(*(-v[0] for v in values))
+
+
+def revenue_from_lq_cost(cost):
+    """A producer's revenue from the lowered game's cost (its negative)."""
+    return -cost
