@@ -72,9 +72,7 @@ def _forms_for_player(co: Coefficients, g, gh, h, i):
     others = jnp.arange(n) != i
     # u_j over xi for j != i: g_j y + gh_j xhat + h_j; own: v + uhat.
     own = jnp.broadcast_to(e[_V] + e[_UH], (n, 5))
-    U = jnp.where(
-        others[:, None], _times(g, e[_Y]) + _times(gh, e[_XH]) + _times(h, e[_ONE]), own
-    )
+    U = jnp.where(others[:, None], _times(g, e[_Y]) + _times(gh, e[_XH]) + _times(h, e[_ONE]), own)
     own_h = jnp.broadcast_to(e[_UH], (n, 5))
     Uh = jnp.where(others[:, None], _times(gh, e[_XH]) + _times(h, e[_ONE]), own_h)
 
@@ -327,13 +325,7 @@ def _forward_rhs(t, y, args):
 
         def form(aff: Affine | tuple):
             const, ax, axh, au, auh = aff
-            return (
-                _times(const, e[2])
-                + _times(ax, x)
-                + _times(axh, e[1])
-                + au @ U
-                + auh @ Uh
-            )
+            return _times(const, e[2]) + _times(ax, x) + _times(axh, e[1]) + au @ U + auh @ Uh
 
         dr = co_s.dynamics.drift
         lb = form((dr.const, dr.x, dr.xhat, dr.u, dr.uhat))

@@ -12,7 +12,6 @@ import pytest
 from mftg_jax import CompoundPoisson, FixedJumps, GridLevyPath, NormalJumps
 from mftg_jax._noise._levy_path import compact_flags, jump_slots, poisson_max_count, threefry2x32
 
-
 P = 20_000  # paths per scenario (2 scenarios) in the statistical checks
 K = 10  # grid steps on [0, 1]
 

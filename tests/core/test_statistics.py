@@ -177,8 +177,9 @@ def test_eight_devices_give_the_one_device_result(sharded_run, batched):
     one = m.lq.simulate(
         _lq_solution(),
         jax.random.key(6),
-        m.EnsembleSpec(n_paths=1024, n_common=16, n_steps=50, scheme="euler", dtype="float64",
-                       batch_size=8),  # fmt: skip
+        m.EnsembleSpec(
+            n_paths=1024, n_common=16, n_steps=50, scheme="euler", dtype="float64", batch_size=8
+        ),  # fmt: skip
     )
     assert res["lq_devices"] == 8 and lq.statistics.run.n_devices == 1
     for name, got in (("lq_cost_mean", one.cost_mean), ("lq_cost_stderr", one.cost_stderr),
