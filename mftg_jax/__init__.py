@@ -3,10 +3,16 @@
 The top level holds the shared core (noise, the Monte Carlo engine's statistics, certificates,
 configuration errors, the Riccati failure) and the price-game model most users start from; each
 model family is a subpackage: [`mftg_jax.price`][], [`mftg_jax.lq`][],
-[`mftg_jax.calibration`][], [`mftg_jax.slides`][].
+[`mftg_jax.calibration`][], [`mftg_jax.tracking`][], [`mftg_jax.slides`][].
 """
 
-from . import calibration as calibration, lq as lq, price as price, slides as slides
+from . import (
+    calibration as calibration,
+    lq as lq,
+    price as price,
+    slides as slides,
+    tracking as tracking,
+)
 from ._certify import NashCertificate as NashCertificate
 from ._noise._jumps import (
     AbstractJumpSize as AbstractJumpSize,

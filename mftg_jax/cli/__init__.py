@@ -12,6 +12,7 @@ _COMMANDS = (
     "calibrate",
     "certify",
     "solve_general",
+    "regulate",
 )
 
 
