@@ -41,6 +41,7 @@ import jax.numpy as jnp
 from jaxtyping import Array, PRNGKeyArray
 import numpy as np
 
+from .._validation import is_concrete
 from ._jumps import CompoundPoisson
 
 _TWO32 = 4294967296.0
@@ -73,6 +74,26 @@ def poisson_max_count(rate_dt: float) -> int:
     while _tail_sum(x, k + 1) >= _TAIL:
         k += 1
     return max(k, 1)
+
+
+def jump_truncation(
+    jumps: CompoundPoisson, horizon: tuple[float, float] | tuple[None, None], n_steps: int,
+    override: int | None = None,
+) -> tuple[bool, int]:  # fmt: skip
+    """Whether `jumps` can occur, and the per-step Poisson truncation of a grid of `n_steps`.
+
+    A traced intensity (or horizon) can be non-zero and gets the truncation `override` or 8;
+    a concrete one gets `override` or `poisson_max_count` of its rate per step.
+    """
+    on = not (is_concrete(jumps.intensity) and float(jumps.intensity) == 0.0)
+    if not on:
+        return False, 1
+    if override is not None:
+        return True, int(override)
+    if is_concrete(jumps.intensity) and horizon[0] is not None:
+        dt = (horizon[1] - horizon[0]) / n_steps
+        return True, poisson_max_count(float(jumps.intensity) * dt)
+    return True, 8
 
 
 def _tail_sum(x: float, k: int) -> float:

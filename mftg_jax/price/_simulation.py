@@ -37,7 +37,7 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, PRNGKeyArray
 
-from .._noise._levy_path import GridLevyPath, jump_slots, phi1, poisson_max_count
+from .._noise._levy_path import GridLevyPath, jump_slots, jump_truncation, phi1
 from .._simulation._driver import AbstractEnsemble, Observables
 from .._simulation._spec import EnsembleSpec, save_indices
 from .._simulation._stepper import AbstractEnsembleTerm, integrate, time_grid
@@ -309,19 +309,10 @@ def path_config(game: PriceGame, spec: EnsembleSpec, batch_size: int, n_tiles: i
     mk = game.market
     horizon = (float(mk.t0), float(mk.t1)) if is_concrete(mk.t0, mk.t1) else (None, None)
     noise = game.noise
-
-    def jumps_on(cp):
-        return not (is_concrete(cp.intensity) and float(cp.intensity) == 0.0)
-
-    def kmax(cp):
-        if max_jumps_per_step is not None:
-            return int(max_jumps_per_step)
-        if is_concrete(cp.intensity, game.market.t0, game.market.t1):
-            dt = (float(game.market.t1) - float(game.market.t0)) / n_steps
-            return poisson_max_count(float(cp.intensity) * dt)
-        return 8
-
-    idio_on, common_on = jumps_on(noise.jumps), jumps_on(noise.common_jumps)
+    idio_on, max_count = jump_truncation(noise.jumps, horizon, n_steps, max_jumps_per_step)
+    common_on, max_count_common = jump_truncation(
+        noise.common_jumps, horizon, n_steps, max_jumps_per_step
+    )
     tile = n_paths_per_scenario // n_tiles
     slots = None
     if idio_on and is_concrete(noise.jumps.intensity, game.market.t0, game.market.t1):
@@ -340,8 +331,8 @@ def path_config(game: PriceGame, spec: EnsembleSpec, batch_size: int, n_tiles: i
         track_revenue=True,
         idio_jumps=idio_on,
         common_jumps=common_on,
-        max_count=kmax(noise.jumps) if idio_on else 1,
-        max_count_common=kmax(noise.common_jumps) if common_on else 1,
+        max_count=max_count,
+        max_count_common=max_count_common,
         tile=tile,
         slots=slots,
     )

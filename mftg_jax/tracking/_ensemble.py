@@ -30,7 +30,7 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, PRNGKeyArray
 
-from .._noise._levy_path import GridLevyPath, phi1, poisson_max_count
+from .._noise._levy_path import GridLevyPath, jump_truncation, phi1
 from .._simulation._driver import (
     AbstractEnsemble,
     EnsembleStatistics,
@@ -197,23 +197,12 @@ class TrackConfig(eqx.Module):
     max_count_common: int = eqx.field(static=True)
 
 
-def _jumps_on(cp) -> bool:
-    return not (is_concrete(cp.intensity) and float(cp.intensity) == 0.0)
-
-
 def track_config(game: TrackingGame, spec: EnsembleSpec, batch_size: int) -> TrackConfig:
     """Check and freeze the static settings of a batch."""
     horizon = (float(game.t0), float(game.t1)) if is_concrete(game.t0, game.t1) else (None,) * 2
-
-    def kmax(cp):
-        if spec.max_jumps_per_step is not None:
-            return int(spec.max_jumps_per_step)
-        if is_concrete(cp.intensity) and horizon[0] is not None:
-            return poisson_max_count(float(cp.intensity) * (horizon[1] - horizon[0]) / spec.n_steps)
-        return 8
-
     nz = game.noise
-    on_i, on_c = _jumps_on(nz.jumps), _jumps_on(nz.common_jumps)
+    on_i, k_i = jump_truncation(nz.jumps, horizon, spec.n_steps, spec.max_jumps_per_step)
+    on_c, k_c = jump_truncation(nz.common_jumps, horizon, spec.n_steps, spec.max_jumps_per_step)
     return TrackConfig(
         n_common=spec.n_common,
         n_paths=batch_size,
@@ -223,8 +212,8 @@ def track_config(game: TrackingGame, spec: EnsembleSpec, batch_size: int) -> Tra
         dtype=spec.checked_dtype(),
         idio_jumps=on_i,
         common_jumps=on_c,
-        max_count=kmax(nz.jumps) if on_i else 1,
-        max_count_common=kmax(nz.common_jumps) if on_c else 1,
+        max_count=k_i,
+        max_count_common=k_c,
     )
 
 
