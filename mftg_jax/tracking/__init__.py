@@ -4,7 +4,8 @@ Issuers steer the prices of their tokens towards a seasonal target inside a band
 (docs/tracking.md): `solve(game)` integrates the Riccati system, `nash_gap` certifies it on
 the shared best-response solver, `stationary` gives the closed forms, `solve_moments` the exact
 moments, `simulate` the Monte Carlo on the shared engine, `to_lq` the lowering to
-[`mftg_jax.lq`][].
+[`mftg_jax.lq`][], and `continue_market` a real market price continued with and without the
+regulating strategy.
 """
 
 from ._certificate import nash_gap as nash_gap
@@ -12,6 +13,15 @@ from ._config import (
     game_from_dict as game_from_dict,
     load_game as load_game,
     simulation_settings as simulation_settings,
+)
+from ._continuation import (
+    band_from_history as band_from_history,
+    continue_market as continue_market,
+    default_costs as default_costs,
+    game_from_fit as game_from_fit,
+    MarketContinuation as MarketContinuation,
+    plot_continuation as plot_continuation,
+    uncontrolled_moments as uncontrolled_moments,
 )
 from ._ensemble import (
     simulate as simulate,

@@ -45,12 +45,14 @@ from ._riccati import TrackingSolution
 
 
 class TrackState(eqx.Module):
-    """`phat (M, n)`, `p (M, B, n)`, running `cost (M, B, n)`, `inside (M, B, n)` (grid
-    times inside the band), `overflow` (jump truncation count)."""
+    """`phat (M, n)`, `p (M, B, n)`, running `cost (M, B, n)` and its control part
+    `control_cost (M, B, n)`, `inside (M, B, n)` (grid times inside the band), `overflow`
+    (jump truncation count)."""
 
     phat: Array
     p: Array
     cost: Array
+    control_cost: Array
     inside: Array
     overflow: Array
 
@@ -84,9 +86,10 @@ class _TrackTerm(AbstractEnsembleTerm):
         dev = y.p - y.phat[:, None, :]
         err = (y.phat - ptp[None, :])[:, None, :]
         uh = uhat[:, None, :]
-        cost = e(c.q) * dev**2 + e(c.Q) * err**2 + e(c.r) * u**2 + e(c.rbar) * uh**2
+        control = e(c.r) * u**2 + e(c.rbar) * uh**2
+        cost = e(c.q) * dev**2 + e(c.Q) * err**2 + control
         inside = ((y.p >= lo[None, None, :]) & (y.p <= hi[None, None, :])).astype(dtype)
-        return cost, inside
+        return cost, control, inside
 
     # diffrax's term interface: the grid solver only calls `step`; `vf` is asked for the
     # structure of the state, so it returns zeros of that structure.
@@ -124,12 +127,14 @@ class _TrackTerm(AbstractEnsembleTerm):
             d_idio = j_idio.add_to(d_idio)
         phat1 = y.phat + dphat * dt + d_common[:, None]
         p1 = y.p + dp * dt + d_idio + d_common[:, None, None]
-        cost, inside = self._running(t0, y, u, uhat)
+        cost, control, inside = self._running(t0, y, u, uhat)
         over = y.overflow
         for j in (j_idio, j_common):
             if j is not None:
                 over = over + j.overflow.astype(dtype)
-        return TrackState(phat1, p1, y.cost + cost * dt, y.inside + inside, over)
+        return TrackState(
+            phat1, p1, y.cost + cost * dt, y.control_cost + control * dt, y.inside + inside, over
+        )
 
     def exponential_step(self, t0, t1, y: TrackState) -> TrackState:
         r"""Coefficients frozen at the midpoint; $y = p - \hat p$ (and, without interaction,
@@ -174,12 +179,14 @@ class _TrackTerm(AbstractEnsembleTerm):
         dev1 = jnp.exp(-kappa * dt)[None, None, :] * dev + scale(kappa)[None, None, :] * d_idio
         p1 = phat1[:, None, :] + dev1
         u, uhat = self._controls(t0, y.p, y.phat)
-        cost, inside = self._running(t0, y, u, uhat)
+        cost, control, inside = self._running(t0, y, u, uhat)
         over = y.overflow
         for j in (j_idio, j_common):
             if j is not None:
                 over = over + j.overflow.astype(dtype)
-        return TrackState(phat1, p1, y.cost + cost * dt, y.inside + inside, over)
+        return TrackState(
+            phat1, p1, y.cost + cost * dt, y.control_cost + control * dt, y.inside + inside, over
+        )
 
 
 class TrackConfig(eqx.Module):
@@ -218,13 +225,15 @@ def track_config(game: TrackingGame, spec: EnsembleSpec, batch_size: int) -> Tra
 
 
 class TrackPaths(eqx.Module):
-    """One batch: `times (S,)`, `p (M, B, S, n)`, `phat (M, S, n)`, realised `cost (M, B, n)`,
-    `inside (M, B, n)` (fraction of grid times in the band), `jump_overflow`."""
+    """One batch: `times (S,)`, `p (M, B, S, n)`, `phat (M, S, n)`, realised `cost (M, B, n)`
+    and its control part `control_cost (M, B, n)`, `inside (M, B, n)` (fraction of grid times
+    in the band), `jump_overflow`."""
 
     times: Array
     p: Array
     phat: Array
     cost: Array
+    control_cost: Array
     inside: Array
     jump_overflow: Array
 
@@ -272,6 +281,7 @@ def run_paths(game, policy, key: PRNGKeyArray, path_ids: Array, cfg: TrackConfig
         jnp.broadcast_to(p0[None, None, :], (M, B, n)),
         zeros,
         zeros,
+        zeros,
         jnp.zeros((), dtype),
     )
     yT, (phat_s, p_s) = integrate(term, cfg.scheme, y0, grid, cfg.save_idx, _pick)
@@ -282,15 +292,17 @@ def run_paths(game, policy, key: PRNGKeyArray, path_ids: Array, cfg: TrackConfig
     err = (yT.phat - ptp1[None, :])[:, None, :]
     # Trapezoid = left sum + dt/2 (f(t1) - f(t0)): the mean's transient can be fast.
     dt = (t1 - t0) / K
-    f0, _ = term._running(t0, y0, *term._controls(t0, y0.p, y0.phat))
-    fT, _ = term._running(t1, yT, *term._controls(t1, yT.p, yT.phat))
+    f0, c0, _ = term._running(t0, y0, *term._controls(t0, y0.p, y0.phat))
+    fT, cT, _ = term._running(t1, yT, *term._controls(t1, yT.p, yT.phat))
     cost = yT.cost + dt / 2 * (fT - f0)
+    control_cost = yT.control_cost + dt / 2 * (cT - c0)
     cost = cost + e(c.q_terminal) * dev**2 + e(c.Q_terminal) * err**2
     return TrackPaths(
         times=grid[jnp.asarray(cfg.save_idx)],
         p=jnp.moveaxis(p_s, 0, 2),
         phat=jnp.moveaxis(phat_s, 0, 1),
         cost=cost,
+        control_cost=control_cost,
         inside=yT.inside / K,
         jump_overflow=yT.overflow,
     )
@@ -302,12 +314,27 @@ class TrackingEnsemble(AbstractEnsemble):
     **Arguments:** `game`; `policy`: a [`TrackingSolution`][mftg_jax.tracking.TrackingSolution]
     (its equilibrium feedback) or `None` (no control); `center`: optional `(S, n)` values
     $c$ at the save times for the observable `centered2` $= (p - c)^2$ (with $c = E p$ its
-    mean is $\mathrm{Var}\,p$ and the engine's standard error is the variance's).
+    mean is $\mathrm{Var}\,p$ and the engine's standard error is the variance's);
+    `fan`: also stream the quantiles of `p` and of the control `u` at the save times (fan
+    charts).
     """
 
     game: TrackingGame
     policy: TrackingSolution | None
     center: Array | None = None
+    fan: bool = eqx.field(static=True, default=False)
+
+    def _control_paths(self, batch: TrackPaths) -> Array:
+        """The feedback $u$ along the saved paths, `(M, B, S, n)`."""
+        dtype = self.game.eta.dtype
+
+        def at(t, p, phat):
+            return self.policy.controls(t.astype(dtype), p.astype(dtype), phat[:, None, :])
+
+        u = jax.vmap(at, in_axes=(0, 2, 1), out_axes=2)(
+            batch.times, batch.p, batch.phat.astype(dtype)
+        )
+        return u.astype(batch.p.dtype)
 
     def configure(self, spec: EnsembleSpec, batch_size: int, n_tiles: int) -> TrackConfig:
         return track_config(self.game, spec, batch_size)
@@ -326,7 +353,9 @@ class TrackingEnsemble(AbstractEnsemble):
                 p=batch.p,
                 deviation2=(batch.p - batch.phat[:, None]) ** 2,
                 cost=batch.cost,
+                control_cost=batch.control_cost,
                 inside=batch.inside,
+                **({"u": self._control_paths(batch)} if self._fan_control else {}),
                 **(
                     {}
                     if self.center is None
@@ -340,7 +369,14 @@ class TrackingEnsemble(AbstractEnsemble):
         )
 
     def histogrammed(self) -> tuple[str, ...]:
-        return ()
+        if not self.fan:
+            return ()
+        return ("p", "u") if self._fan_control else ("p",)
+
+    @property
+    def _fan_control(self) -> bool:
+        # Without a policy u = 0: nothing to stream (and XLA would constant-fold its range).
+        return self.fan and self.policy is not None
 
 
 def simulate(
@@ -350,6 +386,7 @@ def simulate(
     *,
     controlled: bool = True,
     center: Array | None = None,
+    fan: bool = False,
     **kwargs: Any,
 ) -> EnsembleStatistics:
     r"""Monte Carlo of the regulated (or uncontrolled) prices on the shared engine.
@@ -361,12 +398,15 @@ def simulate(
     - `key`: a JAX PRNG key; `spec`: an [`mftg_jax.EnsembleSpec`][] with `scheme="euler"`.
     - `controlled`: `False` simulates $u = 0$.
     - `center`: `(S, n)` centre of the observable `centered2` (see `TrackingEnsemble`).
+    - `fan`: also the streamed quantiles of `p` and, when controlled, the per-path control
+      `u (S, n)` and its quantiles (levels `spec.quantiles`).
     - `kwargs`: passed to [`mftg_jax.run_ensemble`][] (`mesh`, `progress`).
 
     **Returns:** [`mftg_jax.EnsembleStatistics`][] with per-path observables `p (S, n)`,
     `deviation2 (S, n)` $= (p - \hat p)^2$,
-    `cost (n,)` (realised cost), `inside (n,)` (fraction of grid times in the band) and the
-    per-scenario `phat (S, n)`.
+    `cost (n,)` (realised cost), `control_cost (n,)` (its part $\int ru^2 + \bar r\hat u^2
+    dt$), `inside (n,)` (fraction of grid times in the band) and the per-scenario
+    `phat (S, n)`.
     """
     if isinstance(game_or_solution, TrackingSolution):
         game, sol = game_or_solution.game, game_or_solution
@@ -375,5 +415,5 @@ def simulate(
 
         game = game_or_solution
         sol = solve(game) if controlled else None
-    model = TrackingEnsemble(game, sol if controlled else None, center)
+    model = TrackingEnsemble(game, sol if controlled else None, center, fan)
     return run_ensemble(model, key, spec, **kwargs)
