@@ -467,13 +467,11 @@ def test_cli_exit_status_through_main(tmp_path, monkeypatch, capsys):
 # -- the notebook -------------------------------------------------------------------------------
 
 
-@pytest.mark.slow  # about 30 s, mostly compilation
-def test_notebook_executes(tmp_path, monkeypatch):
+def _execute_notebook(tmp_path):
     nbclient = pytest.importorskip("nbclient")
     nbformat = pytest.importorskip("nbformat")
     from pathlib import Path
 
-    monkeypatch.delenv("MFTG_FULL", raising=False)
     path = Path(__file__).resolve().parents[2] / "notebooks" / "regulated_price.ipynb"
     nb = nbformat.read(path, as_version=4)
     nbclient.NotebookClient(
@@ -482,3 +480,14 @@ def test_notebook_executes(tmp_path, monkeypatch):
     outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs]
     assert not [o for o in outputs if o.output_type == "error"]
     assert [o for o in outputs if "image/png" in o.get("data", {})]
+
+
+def test_notebook_executes(tmp_path, monkeypatch):
+    monkeypatch.delenv("MFTG_FULL", raising=False)
+    _execute_notebook(tmp_path)
+
+
+@pytest.mark.slow  # the Nord Pool continuation: about a minute
+def test_notebook_full_size(tmp_path, monkeypatch):
+    monkeypatch.setenv("MFTG_FULL", "1")
+    _execute_notebook(tmp_path)
