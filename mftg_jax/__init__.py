@@ -8,6 +8,7 @@ model family is a subpackage: [`mftg_jax.price`][], [`mftg_jax.lq`][],
 
 from . import (
     calibration as calibration,
+    dispatch as dispatch,
     lq as lq,
     price as price,
     slides as slides,

@@ -13,6 +13,7 @@ _COMMANDS = (
     "certify",
     "solve_general",
     "regulate",
+    "dispatch",
 )
 
 
