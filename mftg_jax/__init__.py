@@ -10,6 +10,7 @@ from . import (
     calibration as calibration,
     dispatch as dispatch,
     lq as lq,
+    mining as mining,
     price as price,
     slides as slides,
     tracking as tracking,

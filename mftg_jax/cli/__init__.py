@@ -14,6 +14,7 @@ _COMMANDS = (
     "solve_general",
     "regulate",
     "dispatch",
+    "mining",
 )
 
 
