@@ -7,6 +7,7 @@ model family is a subpackage: [`mftg_jax.price`][], [`mftg_jax.lq`][],
 """
 
 from . import (
+    auction as auction,
     calibration as calibration,
     dispatch as dispatch,
     lq as lq,

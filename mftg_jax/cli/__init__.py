@@ -15,6 +15,7 @@ _COMMANDS = (
     "regulate",
     "dispatch",
     "mining",
+    "auction",
 )
 
 
