@@ -23,8 +23,10 @@ run: $(STAMP)
 	$(BIN)/mftg simulate --scenario 3 --paths 100000 --common 1 --steps 1000 --seed 0
 	@echo "figures written under $(OUT)/"
 
+# Compilation dominates the tests and is single-threaded: two workers, one test file each.
+WORKERS ?= 2
 test: $(STAMP)
-	$(BIN)/python -m pytest -m "not slow" -q
+	$(BIN)/python -m pytest -m "not slow" -q -n $(WORKERS) --dist loadfile
 
 test-slow: $(STAMP)
 	$(BIN)/python -m pytest -m slow -q
