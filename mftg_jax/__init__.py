@@ -3,13 +3,15 @@
 The top level holds the shared core (noise, the Monte Carlo engine's statistics, certificates,
 configuration errors, the Riccati failure) and the price-game model most users start from; each
 model family is a subpackage: [`mftg_jax.price`][], [`mftg_jax.lq`][],
-[`mftg_jax.calibration`][], [`mftg_jax.tracking`][], [`mftg_jax.slides`][].
+[`mftg_jax.calibration`][], [`mftg_jax.tracking`][], [`mftg_jax.dispatch`][],
+[`mftg_jax.auction`][], [`mftg_jax.mining`][], [`mftg_jax.insurance`][], [`mftg_jax.slides`][].
 """
 
 from . import (
     auction as auction,
     calibration as calibration,
     dispatch as dispatch,
+    insurance as insurance,
     lq as lq,
     mining as mining,
     price as price,

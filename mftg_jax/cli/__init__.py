@@ -16,6 +16,7 @@ _COMMANDS = (
     "dispatch",
     "mining",
     "auction",
+    "insurance",
 )
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parents[2] / "mftg_jax"
-FAMILIES = ("price", "lq", "calibration", "tracking", "dispatch", "mining", "auction")
+FAMILIES = ("price", "lq", "calibration", "tracking", "dispatch", "mining", "insurance", "auction")
 LEAVES = ("slides", "cli")
 CORE = ("_noise", "_simulation", "_certify")
 
