@@ -114,7 +114,7 @@ class Uniform(AbstractCostDistribution):
 
 class Power(AbstractCostDistribution):
     r"""Power-law costs, $F(c) = \big((c - \underline c)/(\bar c - \underline c)\big)^a$ on
-    $[\underline c, \bar c]$ (the issue's $G(c) = ((c - lo)/(hi - lo))^a$ is this CDF: the
+    $[\underline c, \bar c]$ (the power law $G(c) = ((c - lo)/(hi - lo))^a$ is this CDF: the
     function increases from 0 to 1, so it is $P(\text{cost} \le c)$, not the survival).
 
     **Arguments:** `lo`, `hi`: the support; `a > 0` the exponent (`a = 1`: uniform; `a > 1`
