@@ -10,6 +10,7 @@ from scipy.optimize import brentq
 import mftg_jax as mj
 from mftg_jax import auction as au
 from mftg_jax.cli import main
+from tests.helpers import execute_notebook
 
 EXAMPLE = "examples/auction.toml"
 
@@ -96,28 +97,11 @@ def test_cli_out_writes_report_and_figures(tmp_path, capsys):
 # -- the notebook ---------------------------------------------------------------------------------
 
 
-def _execute_notebook(tmp_path):
-    nbclient = pytest.importorskip("nbclient")
-    nbformat = pytest.importorskip("nbformat")
-    from pathlib import Path
-
-    path = Path(__file__).resolve().parents[2] / "notebooks" / "auction.ipynb"
-    nb = nbformat.read(path, as_version=4)
-    nbclient.NotebookClient(
-        nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}
-    ).execute()
-    outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs]
-    assert not [o for o in outputs if o.output_type == "error"]
-    assert [o for o in outputs if "image/png" in o.get("data", {})]
-
-
 @pytest.mark.slow  # about 40 s at small sizes, mostly compilation
-def test_notebook_executes(tmp_path, monkeypatch):
-    monkeypatch.delenv("MFTG_FULL", raising=False)
-    _execute_notebook(tmp_path)
+def test_notebook_executes(tmp_path):
+    execute_notebook("auction", tmp_path, full=False)
 
 
 @pytest.mark.slow
-def test_notebook_full_sizes(tmp_path, monkeypatch):
-    monkeypatch.setenv("MFTG_FULL", "1")
-    _execute_notebook(tmp_path)
+def test_notebook_full_sizes(tmp_path):
+    execute_notebook("auction", tmp_path, full=True)

@@ -14,7 +14,7 @@ import pytest
 import mftg_jax as mj
 from mftg_jax import lq, tracking as tr
 from mftg_jax.cli import regulate
-from tests.helpers import assert_rel, central_difference
+from tests.helpers import assert_rel, central_difference, execute_notebook
 
 EXAMPLE = "examples/regulated_price.toml"
 TIGHT = diffrax.PIDController(rtol=1e-11, atol=1e-11)
@@ -467,27 +467,10 @@ def test_cli_exit_status_through_main(tmp_path, monkeypatch, capsys):
 # -- the notebook -------------------------------------------------------------------------------
 
 
-def _execute_notebook(tmp_path):
-    nbclient = pytest.importorskip("nbclient")
-    nbformat = pytest.importorskip("nbformat")
-    from pathlib import Path
-
-    path = Path(__file__).resolve().parents[2] / "notebooks" / "regulated_price.ipynb"
-    nb = nbformat.read(path, as_version=4)
-    nbclient.NotebookClient(
-        nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}
-    ).execute()
-    outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs]
-    assert not [o for o in outputs if o.output_type == "error"]
-    assert [o for o in outputs if "image/png" in o.get("data", {})]
-
-
-def test_notebook_executes(tmp_path, monkeypatch):
-    monkeypatch.delenv("MFTG_FULL", raising=False)
-    _execute_notebook(tmp_path)
+def test_notebook_executes(tmp_path):
+    execute_notebook("regulated_price", tmp_path, full=False)
 
 
 @pytest.mark.slow  # the Nord Pool continuation: about a minute
-def test_notebook_full_size(tmp_path, monkeypatch):
-    monkeypatch.setenv("MFTG_FULL", "1")
-    _execute_notebook(tmp_path)
+def test_notebook_full_size(tmp_path):
+    execute_notebook("regulated_price", tmp_path, full=True)
