@@ -66,8 +66,8 @@ MODULES = _modules()
 def _layer(name: str) -> tuple[str, str | None]:
     """`("core" | "family" | "leaf" | "root", family or None)` of a package module."""
     parts = name.split(".")
-    if len(parts) == 1:
-        return "root", None
+    if len(parts) == 1 or parts[1] == "__main__":
+        return "root", None  # the package and `python -m mftg_jax` sit above every layer
     head = parts[1]
     if head in FAMILIES:
         return "family", head
