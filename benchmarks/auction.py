@@ -1,7 +1,8 @@
 """Auction family speed: 10,000 asymmetric three-bidder auctions solved in one vmapped call
 against SciPy (`solve_ivp` + `brentq` on the lowest bid) one by one, in one process.
 
-    python benchmarks/auction.py [--auctions 10000] [--scipy 100] [--quick] [--json]
+    python benchmarks/auction.py [--auctions 10000] [--scipy 100] [--collocation 0]
+                                 [--quick] [--json]
 
 Each auction has a uniform, a truncated-normal and a power-law bidder with random supports
 and shapes (a common top 1). JAX: `jax.vmap(mftg_jax.auction.lowest_bid)` (bisection, 64
@@ -9,7 +10,11 @@ steps, on the shooting residual, adaptive Tsit5 rtol 1e-10, atol 1e-12), compile
 reported apart, run time after `block_until_ready()`. SciPy: the same residual (RK45 with
 a terminal event, same tolerances) and `brentq` (xtol 1e-13) on the first `--scipy`
 auctions one by one; its time per auction is extrapolated to the batch. The lowest bids
-of the two are compared on those auctions.
+of the two are compared on those auctions. With `--collocation N` the second method,
+`jax.vmap(mftg_jax.auction.collocate)` (degree 32), solves the first N auctions in one
+call, its lowest bids compared with the shooting's (off by default: it is a cross-check,
+slower than the shooting, and only spectrally accurate for some power exponents, see
+docs/auction.md).
 """
 
 import argparse
@@ -104,6 +109,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--auctions", type=int, default=10000)
     ap.add_argument("--scipy", type=int, default=100)
+    ap.add_argument("--collocation", type=int, default=0, help="auctions for collocation")
     ap.add_argument("--quick", action="store_true", help="500 auctions, 10 with SciPy")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
@@ -126,6 +132,17 @@ def main():
     t_scipy = time.perf_counter() - t0
     per_scipy = t_scipy / n_s
     per_jax = t_jax / args.auctions
+    n_c = min(args.collocation, args.auctions)
+    if n_c > 0:
+        head = jax.tree.map(lambda x: x[:n_c], batch)
+        colloc = jax.jit(jax.vmap(lambda a: au.collocate(a, 32)))
+        t0 = time.perf_counter()
+        compiled_c = colloc.lower(head).compile()
+        t_compile_c = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        col = jax.block_until_ready(compiled_c(head))
+        t_col = time.perf_counter() - t0
+        d_col = np.abs(np.asarray(col.b_low) - np.asarray(b)[:n_c])
     out = {
         "device": str(jax.devices()[0]),
         "jax": jax.__version__,
@@ -142,6 +159,17 @@ def main():
         "max_abs_diff_lowest_bid": float(np.max(np.abs(np.asarray(b)[:n_s] - ref))),
         "all_finite": bool(np.all(np.isfinite(np.asarray(b)))),
     }
+    if n_c > 0:
+        out.update(
+            collocation_auctions=n_c,
+            collocation_compile_s=t_compile_c,
+            collocation_run_s=t_col,
+            collocation_per_auction_s=t_col / n_c,
+            collocation_converged=int(np.sum(np.asarray(col.converged))),
+            collocation_max_residual=float(np.max(np.asarray(col.residual))),
+            collocation_median_abs_diff_lowest_bid=float(np.median(d_col)),
+            collocation_max_abs_diff_lowest_bid=float(np.max(d_col)),
+        )
     if args.json:
         print(json.dumps(out))
         return
@@ -152,6 +180,13 @@ def main():
           f"auction, {per_scipy * args.auctions:.0f} s extrapolated to the batch)")  # fmt: skip
     print(f"ratio (SciPy / JAX, per auction): {out['speedup_per_auction']:.1f}x; "
           f"max |b_low difference| {out['max_abs_diff_lowest_bid']:.2e}")  # fmt: skip
+    if n_c > 0:
+        print(f"collocation (degree 32, vmap), {n_c} auctions: compile {t_compile_c:.2f} s, "
+              f"run {t_col:.3f} s ({t_col / n_c * 1e3:.1f} ms per auction); converged "
+              f"{out['collocation_converged']}/{n_c}, max residual "
+              f"{out['collocation_max_residual']:.1e}, |b_low - shooting| median "
+              f"{out['collocation_median_abs_diff_lowest_bid']:.1e}, max "
+              f"{out['collocation_max_abs_diff_lowest_bid']:.1e}")  # fmt: skip
 
 
 if __name__ == "__main__":

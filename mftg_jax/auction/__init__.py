@@ -1,5 +1,7 @@
 """The prosumers' market auction of the slides ("Prosumers market auction"): an asymmetric
-first-price procurement auction and the prosumer's sell-or-buy decision (docs/auction.md).
+first-price procurement auction, solved by two independent methods (shooting on the common
+lowest bid, and Chebyshev collocation of the boundary-value problem), and the prosumer's
+sell-or-buy decision (docs/auction.md).
 """
 
 from ._auction import Auction as Auction
@@ -12,6 +14,11 @@ from ._closed_forms import (
     symmetric_bids as symmetric_bids,
     two_uniform_inverse_bids as two_uniform_inverse_bids,
     two_uniform_lowest_bid as two_uniform_lowest_bid,
+)
+from ._collocation import (
+    collocate as collocate,
+    CollocationSolution as CollocationSolution,
+    search_equilibria as search_equilibria,
 )
 from ._config import (
     auction_from_dict as auction_from_dict,
@@ -45,4 +52,7 @@ from ._shooting import (
     solve as solve,
     top_of_integration as top_of_integration,
 )
-from ._solution import AuctionSolution as AuctionSolution
+from ._solution import (
+    AuctionSolution as AuctionSolution,
+    inverse_bid_curves as inverse_bid_curves,
+)

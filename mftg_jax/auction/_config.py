@@ -24,6 +24,9 @@ The format (optional keys show their default)::
     rtol = 1e-10
     atol = 1e-12
 
+    [collocation]            # optional: the second method, as a cross-check
+    degree = 32              # polynomial degree >= 4; 0 skips it
+
     [certificate]            # optional
     n_costs = 201
     n_bids = 2001
@@ -53,7 +56,7 @@ from ._auction import Auction
 from ._distributions import Beta, Power, TruncatedNormal, Uniform
 from ._prosumer import Prosumer
 
-_TOP = {"bidders", "solver", "certificate", "monte_carlo", "prosumer"}
+_TOP = {"bidders", "solver", "collocation", "certificate", "monte_carlo", "prosumer"}
 _DISTS = {
     "uniform": (Uniform, ()),
     "power": (Power, ("a",)),
@@ -86,9 +89,12 @@ def auction_from_dict(d: dict) -> Auction:
 
 
 def settings_from_dict(d: dict) -> dict:
-    """The optional `[solver]`, `[certificate]`, `[monte_carlo]` settings with defaults."""
+    """The optional `[solver]`, `[collocation]`, `[certificate]`, `[monte_carlo]` settings
+    with defaults."""
     s = table(d, "solver", required=False)
     unknown("solver.", s, {"delta", "rtol", "atol"})
+    col = table(d, "collocation", required=False)
+    unknown("collocation.", col, {"degree"})
     c = table(d, "certificate", required=False)
     unknown("certificate.", c, {"n_costs", "n_bids"})
     m = table(d, "monte_carlo", required=False)
@@ -97,11 +103,16 @@ def settings_from_dict(d: dict) -> dict:
         delta=number(s, "delta", "solver.", 1e-4),
         rtol=number(s, "rtol", "solver.", 1e-10),
         atol=number(s, "atol", "solver.", 1e-12),
+        collocation_degree=integer(col, "degree", "collocation.", 32, lo=0),
         n_costs=integer(c, "n_costs", "certificate.", 201, lo=2),
         n_bids=integer(c, "n_bids", "certificate.", 2001, lo=3),
         n_mc=integer(m, "n", "monte_carlo.", 20000, lo=2),
         seed=integer(m, "seed", "monte_carlo.", 0),
     )
+    if 0 < out["collocation_degree"] < 4:
+        raise ConfigError(
+            f"collocation.degree must be 0 (skip) or >= 4, got {out['collocation_degree']}"
+        )
     for k in ("delta", "rtol", "atol"):
         if not 0 < out[k] < 0.5:
             raise ConfigError(f"solver.{k} must be in (0, 0.5), got {out[k]!r}")

@@ -104,3 +104,12 @@ class AuctionSolution(eqx.Module):
         corner = self.corner
         p = jax.vmap(lambda x: self.win_probabilities(x, corner)[i])(b)
         return (b - c) * p
+
+
+@eqx.filter_jit
+def inverse_bid_curves(solution, b: Float[Array, " n"]) -> Float[Array, "n K"]:
+    r"""$\lambda_i(b)$ for every bidder on the bids `b`, one row per bid: for an
+    [`AuctionSolution`][mftg_jax.auction.AuctionSolution] or a
+    [`CollocationSolution`][mftg_jax.auction.CollocationSolution] (anything with an
+    `inverse_bids(b)` method), to compare the two methods."""
+    return jax.vmap(solution.inverse_bids)(jnp.asarray(b, float))

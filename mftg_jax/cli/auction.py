@@ -43,6 +43,24 @@ def _finite(rep: dict) -> None:
                 raise ValueError(f"the {k} is not finite: the auction could not be solved")
 
 
+def _collocation(auction, sol, degree: int):
+    """The second method against the first, or None where it does not apply (degree 0, or
+    a density that is not positive at the top)."""
+    if degree == 0 or not np.allclose(np.asarray(auction.top_exponents), 1.0):
+        return None
+    col = au.collocate(auction, degree)
+    b = jnp.linspace(sol.b_low, auction.top, 401)
+    diff = au.inverse_bid_curves(col, b) - au.inverse_bid_curves(sol, b)
+    return {
+        "degree": degree,
+        "lowest_bid": col.b_low,
+        "lowest_bid_difference": col.b_low - sol.b_low,
+        "max_inverse_bid_difference": jnp.max(jnp.abs(diff)),
+        "residual": col.residual,
+        "converged": bool(col.converged),
+    }
+
+
 def auction_report(auction, settings: dict, prosumer=None):
     """Everything `mftg auction` reports (docs/auction.md), and the solution."""
     sol = au.solve(auction, delta=settings["delta"], rtol=settings["rtol"], atol=settings["atol"])
@@ -67,6 +85,7 @@ def auction_report(auction, settings: dict, prosumer=None):
         "monotone": bool(np.all(np.diff(np.asarray(cert.bid), axis=1) >= 0)),
         "bids_above_cost": bool(np.all(np.asarray(cert.bid) >= np.asarray(cert.costs))),
     }
+    rep["collocation"] = _collocation(auction, sol, settings.get("collocation_degree", 32))
     if prosumer is not None:
         pro, (r0, r1, n) = prosumer
         dec = au.decide(pro, sol, jnp.linspace(r0, r1, n))
@@ -151,6 +170,13 @@ def run(args: argparse.Namespace) -> int:
         f"second-price {float(rep['second_price_payment']):.8f}"
     )
     print(f"efficiency {float(rep['efficiency']):.4f} +- {float(rep['efficiency_stderr']):.2g}")
+    col = rep["collocation"]
+    if col is not None:
+        print(
+            f"collocation (degree {col['degree']}): lowest bid {float(col['lowest_bid']):.10g}, "
+            f"largest inverse-bid difference {float(col['max_inverse_bid_difference']):.2g}, "
+            f"residual {float(col['residual']):.2g}"
+        )
     if "prosumer" in rep:
         sells = rep["prosumer"]["sells"]
         r = np.asarray(rep["prosumer"]["reserve"])

@@ -10,7 +10,6 @@ from scipy.optimize import brentq
 import mftg_jax as mj
 from mftg_jax import auction as au
 from mftg_jax.cli import main
-from tests.helpers import execute_notebook
 
 EXAMPLE = "examples/auction.toml"
 
@@ -57,6 +56,12 @@ def test_config_errors_name_the_key(tmp_path):
     )
     with pytest.raises(mj.ConfigError, match="bidders\\[0\\].dist"):
         au.load_config(bad)
+    bad.write_text(
+        '[[bidders]]\ndist = "uniform"\nlo = 0.0\nhi = 1.0\n'
+        '[[bidders]]\ndist = "uniform"\nlo = 0.0\nhi = 1.0\n[collocation]\ndegree = 2\n'
+    )
+    with pytest.raises(mj.ConfigError, match="collocation.degree"):
+        au.load_config(bad)
 
 
 def test_cli_bad_config_exits_2(tmp_path, capsys):
@@ -82,6 +87,9 @@ def test_cli_json(capsys):
     assert rep["lowest_bid"] < rep["expected_payment"] < rep["highest_bid"]
     sells = rep["prosumer"]["sells"]
     assert not sells[0] and sells[-1]  # buys with an empty reserve, sells with a full one
+    col = rep["collocation"]  # the second method against the first
+    assert col["converged"] and abs(col["lowest_bid_difference"]) < 1e-10
+    assert col["max_inverse_bid_difference"] < 1e-7
 
 
 @pytest.mark.slow  # about 40 s: the full command and its figures
@@ -92,16 +100,3 @@ def test_cli_out_writes_report_and_figures(tmp_path, capsys):
     assert max(rep["best_response_gap"]) < 1e-6
     for f in ("report.json", "bids.png", "decision.png"):
         assert (tmp_path / f).exists(), f
-
-
-# -- the notebook ---------------------------------------------------------------------------------
-
-
-@pytest.mark.slow  # about 40 s at small sizes, mostly compilation
-def test_notebook_executes(tmp_path):
-    execute_notebook("auction", tmp_path, full=False)
-
-
-@pytest.mark.slow
-def test_notebook_full_sizes(tmp_path):
-    execute_notebook("auction", tmp_path, full=True)

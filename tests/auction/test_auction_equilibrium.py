@@ -1,6 +1,7 @@
 """The procurement auction against independent references: closed forms (two uniform
 bidders, symmetric bidders, the second-price payment), the best-response certificate, Monte
-Carlo with standard errors, finite differences and vmap."""
+Carlo with standard errors, finite differences, vmap, and the second equilibrium method
+(collocation) against the first (shooting)."""
 
 import equinox as eqx
 import jax
@@ -10,9 +11,11 @@ import pytest
 
 from mftg_jax import auction as au
 from mftg_jax.cli.auction import auction_report
-from tests.helpers import assert_rel, central_difference
+from tests.helpers import assert_rel, central_difference, execute_notebook
 
 EXAMPLE = "examples/auction.toml"
+# The collocation degree of the tests and of the notebook (shared compiled programs).
+DEGREE = 32
 
 
 @pytest.fixture(scope="module")
@@ -77,6 +80,71 @@ def test_shooting_residual_changes_sign_once(example):
         < 0
         < float(au.shooting_residual(auction, b + 1e-9))
     )
+
+
+# -- the second method: collocation against shooting ---------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def collocated(example):
+    # The program `mftg auction` compiled for its report (the file's degree).
+    assert example[1]["collocation_degree"] == DEGREE
+    return au.collocate(example[0], DEGREE)
+
+
+def test_collocation_agrees_with_shooting(example, collocated):
+    _, _, rep, sol = example
+    col = collocated
+    assert float(rep["collocation"]["lowest_bid"]) == float(col.b_low)
+    assert bool(col.converged) and float(col.residual) < 1e-5, col.residual
+    # Measured: 6.6e-12 in the lowest bid, 1.7e-8 in the inverse bids (n = 32).
+    assert abs(float(col.b_low) - float(sol.b_low)) < 1e-10
+    b = jnp.linspace(float(sol.b_low), 1.0, 401)
+    lam_c, lam_s = au.inverse_bid_curves(col, b), au.inverse_bid_curves(sol, b)
+    assert_rel(lam_c, lam_s, 0, 1e-7, "inverse bids, collocation vs shooting")
+    assert np.all(np.asarray(col.ratios) > 1)  # bids above cost at every node
+    # The corner slopes come out of the collocation at the top node, not imposed (measured
+    # 8.4e-7 away: the least-squares compromise at the singular node).
+    assert_rel(col.ratios[:, -1], np.full(3, 1.5), 0, 1e-5, "top slopes K/(K-1)")
+
+
+@pytest.mark.slow  # 122 s on a loaded 2-core CPU: the forward-mode derivative of a vmapped solve
+def test_collocation_two_uniform_batched_and_differentiated():
+    # vmap over seven auctions and forward-mode implicit derivatives in one program.
+    lo2 = jnp.linspace(0.0, 0.6, 7)
+    grid = jnp.linspace(0.0, 1.0, 41)
+
+    def f(x):
+        col = au.collocate(au.Auction((au.Uniform(0.0, 1.0), au.Uniform(x, 1.0))), 24)
+        b = col.b_low + (1.0 - col.b_low) * grid
+        return col.b_low, b, jax.vmap(col.inverse_bids)(b)
+
+    (b_low, b, lam), (db, _, _) = jax.jvp(jax.vmap(f), (lo2,), (jnp.ones_like(lo2),))
+    assert_rel(b_low, au.two_uniform_lowest_bid(0.0, lo2, 1.0), 0, 1e-12, "b_low")
+    exact = jax.vmap(lambda x, y: au.two_uniform_inverse_bids(0.0, x, 1.0, y).T)(lo2, b)
+    assert_rel(lam, exact, 0, 1e-10, "inverse bids")
+    # d b_low / d lo2 = w1^2 / (w1 + w2)^2, w1 = 1, w2 = 1 - lo2.
+    assert_rel(db, 1.0 / (2.0 - lo2) ** 2, 0, 1e-8, "d b_low / d lo2")
+
+
+@pytest.mark.slow  # 183 s on a loaded 2-core CPU: reverse mode through the least-squares solve
+def test_collocation_reverse_mode_against_finite_differences():
+    def f(x):
+        a = au.Auction((au.Uniform(0.0, 1.0), au.TruncatedNormal(0.2, 1.0, 0.5, 0.2),
+                        au.Power(0.1, 1.0, x)))  # fmt: skip
+        return au.collocate(a, 24).b_low
+
+    g = jax.grad(f)(2.0)
+    fd = central_difference(lambda x: float(f(x)), 2.0, 1e-5)
+    assert abs(float(g) - fd) < 1e-7, (float(g), fd)
+
+
+@pytest.mark.slow  # 174 s on a loaded 2-core CPU: eight vmapped solves from spread starts
+def test_search_finds_a_single_equilibrium(example):
+    auction, _, rep, _ = example
+    starts, b, r, distinct = au.search_equilibria(auction, 8, DEGREE)
+    assert len(distinct) == 1 and abs(distinct[0] - float(rep["lowest_bid"])) < 1e-9
+    assert np.sum(r < 1e-6) >= 4  # most starts converge to it
 
 
 # -- closed forms ---------------------------------------------------------------------------------
@@ -144,6 +212,10 @@ def test_symmetric_two_uniform_revenue_equivalence():
         (lambda: au.Auction((au.Uniform(0.0, 1.0),)), "K >= 2"),
         (lambda: au.Auction((au.Uniform(0.0, 1.0), au.Uniform(0.0, 2.0))), "bidders\\[1\\].hi"),
         (lambda: au.Auction((au.Uniform(0.0, 1.0), 3.0)), "AbstractCostDistribution"),
+        (
+            lambda: au.collocate(au.Auction((au.Uniform(0.0, 1.0), au.Beta(0.0, 1.0, 2.0, 3.0)))),
+            "top exponent equal to 1",
+        ),
     ],
 )
 def test_validation_names_the_field(make, match):
@@ -207,3 +279,15 @@ def test_end_point_delta_convergence():
     exact = float(au.two_uniform_lowest_bid(0.0, 0.4, 1.0))
     errs = [abs(float(au.lowest_bid(a, delta=d)) - exact) for d in (1e-3, 1e-4, 1e-5)]
     assert max(errs) < 1e-11, errs
+
+
+# -- the notebook (last: the programs above are in the compilation cache) -------------------------
+
+
+def test_notebook_executes(tmp_path, example, collocated):
+    execute_notebook("auction", tmp_path, full=False)
+
+
+@pytest.mark.slow
+def test_notebook_full_sizes(tmp_path):
+    execute_notebook("auction", tmp_path, full=True)
