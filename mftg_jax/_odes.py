@@ -32,6 +32,11 @@ class RiccatiExplosionError(ValueError):
     system or a loss of convexity); the message names where and why."""
 
 
+class StepBudgetError(ValueError):
+    """A solve ran out of its step budget (`max_steps`) although its solution stays finite;
+    the message says how many steps it needs."""
+
+
 def default_controller(rtol: float = RTOL, atol: float = ATOL) -> diffrax.PIDController:
     """The library's default step-size controller, `diffrax.PIDController(rtol, atol)`."""
     return diffrax.PIDController(rtol=rtol, atol=atol)
@@ -92,6 +97,7 @@ def solve_ode(
 
     **Returns:** the `diffrax.Solution`.
     """
+    check_solve_options(stepsize_controller, max_steps)
     if stepsize_controller is None:
         stepsize_controller = default_controller()
     if dt0 is not None:
@@ -109,28 +115,120 @@ def solve_ok(sol: diffrax.Solution) -> Array:
 
 
 def checked_solution(
-    sol: diffrax.Solution, explain: Callable[[diffrax.Solution], str], traced_message: str
+    sol: diffrax.Solution,
+    explain: Callable[[diffrax.Solution], str],
+    traced_message: str,
+    budget: Callable[[diffrax.Solution], str | None] | None = None,
 ) -> diffrax.Solution:
     """Raise [`RiccatiExplosionError`][] when a solve failed or left non-finite values.
 
-    With concrete values the message is `explain(sol)`; under `jit`/`vmap` (traced values)
-    an equinox runtime error with `traced_message` is attached to the solution instead.
+    With concrete values the message is `explain(sol)`, or a [`StepBudgetError`][] with the
+    message of `budget(sol)` when that is not `None` (see [`step_budget_message`][]).
+    Under `jit` (traced values) an equinox runtime error with `traced_message` is attached
+    to the solution instead; under a bare `vmap` it is raised at once as a
+    `RiccatiExplosionError`.
     """
     ok = solve_ok(sol)
     if is_concrete(ok):
         if not bool(jnp.all(ok)):
+            msg = budget(sol) if budget is not None else None
+            if msg is not None:
+                raise StepBudgetError(msg)
             raise RiccatiExplosionError(explain(sol))
         return sol
-    return eqx.error_if(sol, ~ok, traced_message)
+    try:
+        return eqx.error_if(sol, ~ok, traced_message)
+    except eqx.EquinoxRuntimeError:
+        raise RiccatiExplosionError(traced_message) from None
 
 
 def last_accepted_time(sol: diffrax.Solution, default: float) -> tuple[float, bool]:
-    """The last time a dense solve reached, and whether any step was accepted."""
+    """The last time a dense solve reached, and whether any step was accepted.
+
+    diffrax integrates a backward solve ($t_1 < t_0$) in reversed time and stores the
+    interpolation's times negated; the time returned here is in the caller's time.
+    """
     ts = np.asarray(sol.interpolation.ts)
     ts = ts[np.isfinite(ts)]
     if ts.size < 2:
         return float(default), False
-    return float(ts[-1]), True
+    return float(ts[-1]) * float(np.asarray(sol.interpolation.direction)), True
+
+
+def budget_exhausted(sol: diffrax.Solution) -> bool:
+    """True when an unbatched solve stopped because it ran out of `max_steps`."""
+    hit = np.asarray(sol.result == diffrax.RESULTS.max_steps_reached)
+    return hit.ndim == 0 and bool(hit)
+
+
+#: Below this fraction of the horizon, the last steps of a failed solve count as collapsing
+#: (the step-size controller chasing a blow-up) rather than as a budget running out.
+COLLAPSED_STEP = 1e-9
+
+
+def step_budget_message(
+    sol: diffrax.Solution, max_steps: int, t_start: float, t_end: float, horizon: str
+) -> str | None:
+    """Why a solve stopped, when the cause is the step budget rather than a blow-up.
+
+    When `sol` (a dense solve from `t_start` towards `t_end`) ran out of `max_steps` with
+    finite values and steps of ordinary size, the message says "step budget too small",
+    estimates the steps needed from the fraction of the horizon covered, and says what to
+    change. Otherwise (a blow-up: non-finite values or step sizes collapsing) `None`, for
+    the caller to explain. `horizon` describes the interval, e.g. `"of [t0, t1] = [0, 1]"`.
+    """
+    if not budget_exhausted(sol) or sol.interpolation is None:
+        return None
+    t_stop, any_step = last_accepted_time(sol, t_start)
+    if not any_step:
+        return None
+    values = [np.asarray(v) for v in jax.tree.leaves(sol.evaluate(t_stop))]
+    if not all(np.all(np.isfinite(v)) for v in values):
+        return None
+    ts = np.asarray(sol.interpolation.ts)
+    ts = ts[np.isfinite(ts)]
+    total = abs(t_end - t_start)
+    if np.min(np.abs(np.diff(ts[-4:]))) < COLLAPSED_STEP * total:
+        return None
+    covered = abs(t_stop - t_start)
+    need = int(np.ceil(max_steps * total / covered)) if covered > 0 else None
+    what = f"about {need} steps" if need is not None else "many more steps"
+    fix = f"pass max_steps >= {2 * need}" if need is not None else "raise max_steps"
+    return (
+        f"step budget too small: max_steps = {max_steps} ran out at t = {t_stop:.6g} {horizon} "
+        f"with the values still finite; the solve needs {what} at these tolerances: {fix}, "
+        "loosen rtol/atol or shorten the horizon"
+    )
+
+
+def check_solve_options(stepsize_controller, max_steps) -> None:
+    """Reject a step budget that is not a positive integer and negative or non-finite
+    tolerances of a `diffrax.PIDController`, naming the argument."""
+    if isinstance(max_steps, bool) or not isinstance(max_steps, int | np.integer):
+        raise ValueError(f"max_steps must be a positive integer, got {max_steps!r}")
+    if max_steps < 1:
+        raise ValueError(f"max_steps must be a positive integer, got {max_steps}")
+    if isinstance(stepsize_controller, diffrax.PIDController):
+        for name in ("rtol", "atol"):
+            v = getattr(stepsize_controller, name)
+            if is_concrete(v):
+                a = np.asarray(v, dtype=np.float64)
+                if not (np.all(np.isfinite(a)) and np.all(a >= 0)):
+                    raise ValueError(
+                        f"stepsize_controller.{name} must be finite and >= 0, got {v!r}"
+                    )
+        if is_concrete(stepsize_controller.rtol, stepsize_controller.atol):
+            if np.all(np.asarray(stepsize_controller.rtol) == 0) and np.all(
+                np.asarray(stepsize_controller.atol) == 0
+            ):
+                raise ValueError("stepsize_controller: rtol and atol must not both be 0")
+    elif stepsize_controller is not None and not isinstance(
+        stepsize_controller, diffrax.AbstractStepSizeController
+    ):
+        raise ValueError(
+            "stepsize_controller must be a diffrax step-size controller, got "
+            f"{type(stepsize_controller).__name__}"
+        )
 
 
 def largest_entry(values, names) -> tuple[str, tuple[int, ...], float]:

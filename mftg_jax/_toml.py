@@ -12,6 +12,8 @@ from typing import Any, TypeVar
 
 import numpy as np
 
+from ._validation import MAX_MAGNITUDE, type_problem
+
 T = TypeVar("T")
 
 
@@ -51,10 +53,32 @@ def number(d: dict, key: str, where: str = "", default: Any = ...) -> float:
         return default
     v = d[key]
     if not _is_number(v):
-        raise ConfigError(f"{where}{key} must be a number, got {v!r}")
-    if not math.isfinite(v):
-        raise ConfigError(f"{where}{key} must be finite, got {v!r}")
-    return float(v)
+        raise ConfigError(f"{where}{key} must be a number, got {_short(v)}")
+    return _finite(v, f"{where}{key}")
+
+
+def _short(v) -> str:
+    text = repr(v)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _finite(v, name: str) -> float:
+    """`float(v)` for a finite number of magnitude at most `MAX_MAGNITUDE`."""
+    try:
+        x = float(v)
+    except OverflowError:
+        raise ConfigError(
+            f"{name} must be a finite number, got an integer of {len(str(abs(v)))} digits "
+            "(too large for a float)"
+        ) from None
+    if not math.isfinite(x):
+        raise ConfigError(f"{name} must be finite, got {v!r}")
+    if abs(x) > MAX_MAGNITUDE:
+        raise ConfigError(
+            f"{name} must have magnitude <= {MAX_MAGNITUDE:g} (larger values overflow in "
+            f"float64 arithmetic), got {x:g}"
+        )
+    return x
 
 
 def numbers(d: dict, key: str, where: str = "") -> list[float]:
@@ -65,30 +89,43 @@ def numbers(d: dict, key: str, where: str = "") -> list[float]:
     if _is_number(v):
         v = [v]
     if not isinstance(v, list) or not all(_is_number(x) for x in v):
-        raise ConfigError(f"{where}{key} must be a list of numbers, got {v!r}")
-    return [float(x) for x in v]
+        raise ConfigError(f"{where}{key} must be a list of numbers, got {_short(v)}")
+    return [_finite(x, f"{where}{key}[{i}]") for i, x in enumerate(v)]
 
 
-def integer(d: dict, key: str, where: str = "", default: Any = ..., lo: int = 0) -> int:
-    """An integer `d[key] >= lo` (or `default` when absent)."""
+def integer(
+    d: dict, key: str, where: str = "", default: Any = ..., lo: int = 0, hi: int = 2**31 - 1
+) -> int:
+    """An integer `lo <= d[key] <= hi` (or `default` when absent)."""
     if key not in d:
         if default is ...:
             raise ConfigError(f"missing {where}{key}")
         return default
     v = d[key]
-    if isinstance(v, bool) or not isinstance(v, int) or v < lo:
-        raise ConfigError(f"{where}{key} must be an integer >= {lo}, got {v!r}")
+    if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi:
+        raise ConfigError(f"{where}{key} must be an integer in [{lo}, {hi}], got {_short(v)}")
     return v
 
 
 def array(value: Any, shape: tuple[int, ...], where: str) -> np.ndarray:
-    """A finite float array broadcast to `shape` from a number or nested lists."""
+    """A finite float array broadcast to `shape` from a number or nested lists (no strings
+    or booleans)."""
+    problem = type_problem(value)
+    if problem is not None:
+        raise ConfigError(f"{where} must be a number or a list of numbers, got {problem}")
     try:
         a = np.asarray(value, dtype=np.float64)
-    except (TypeError, ValueError):
-        raise ConfigError(f"{where} must be a number or a list of numbers, got {value!r}") from None
+    except (TypeError, ValueError, OverflowError):
+        raise ConfigError(
+            f"{where} must be a number or a (rectangular) list of numbers, got {_short(value)}"
+        ) from None
     if not np.all(np.isfinite(a)):
-        raise ConfigError(f"{where} must be finite, got {value!r}")
+        raise ConfigError(f"{where} must be finite, got {_short(value)}")
+    if np.any(np.abs(a) > MAX_MAGNITUDE):
+        raise ConfigError(
+            f"{where} must have magnitude <= {MAX_MAGNITUDE:g} (larger values overflow in "
+            "float64 arithmetic)"
+        )
     try:
         return np.broadcast_to(a, shape).copy()
     except ValueError:
@@ -111,6 +148,12 @@ def load(path: str | os.PathLike, build: Callable[[dict], T]) -> T:
         raise ConfigError(f"{os.fspath(path)}: is a directory, not a TOML file") from None
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"{os.fspath(path)}: not valid TOML: {e}") from None
+    except UnicodeDecodeError as e:
+        raise ConfigError(
+            f"{os.fspath(path)}: not a UTF-8 TOML file (byte {e.start} cannot be decoded)"
+        ) from None
+    except PermissionError:
+        raise ConfigError(f"{os.fspath(path)}: permission denied") from None
     try:
         return build(d)
     except ConfigError as e:

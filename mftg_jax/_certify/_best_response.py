@@ -30,6 +30,7 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array
 
+from .._linalg import small_solve
 from .._odes import checked_solution, solve_ode
 
 
@@ -59,7 +60,7 @@ def _vector_field(t, y, args):
         pb = problem(t, i, model)
         A, B, N, R, K, S, lam = pb
         NPB = N + P @ B
-        dP = lam * P - A.T @ P - P @ A + NPB @ jnp.linalg.solve(R, NPB.T)
+        dP = lam * P - A.T @ P - P @ A + NPB @ small_solve(R, NPB.T)
         dP = dP - jnp.trace(P @ S) * e
         Ac = A + B @ K
         Qc = N @ K + K.T @ N.T + K.T @ R @ K

@@ -57,5 +57,7 @@ class NashCertificate(eqx.Module):
 def certificate(best, candidate, formula, objective: str) -> NashCertificate:
     """Build a [`NashCertificate`][mftg_jax.NashCertificate] with its relative gap."""
     d = best - candidate if objective == "revenue" else candidate - best
-    gap = d / jnp.maximum(jnp.abs(best), jnp.abs(candidate))
+    scale = jnp.maximum(jnp.abs(best), jnp.abs(candidate))
+    # A player whose every value is zero (no revenue, no cost) has nothing to gain: gap 0.
+    gap = d / jnp.maximum(scale, jnp.finfo(jnp.result_type(scale)).tiny)
     return NashCertificate(best, candidate, formula, gap, objective)

@@ -13,11 +13,7 @@ import jax.numpy as jnp
 from jaxtyping import Array, PRNGKeyArray
 
 from .._custom_types import Scalar
-from .._validation import check_field, is_concrete
-
-
-def _float(x) -> Array:
-    return jnp.asarray(x, dtype=float)
+from .._validation import check_instance, is_concrete, real
 
 
 class AbstractJumpSize(eqx.Module):
@@ -39,12 +35,8 @@ class AbstractJumpSize(eqx.Module):
 class NormalJumps(AbstractJumpSize):
     """Normal sizes $Y \\sim N(\\mu, s^2)$, `std` $s \\ge 0$."""
 
-    loc: Scalar = eqx.field(converter=_float)
-    std: Scalar = eqx.field(converter=_float)
-
-    def __check_init__(self):
-        check_field("jumps.size.mean", self.loc, "a finite real")
-        check_field("jumps.size.std", self.std, ">= 0", lambda v: v >= 0)
+    loc: Scalar = eqx.field(converter=real("jumps.size.mean"))
+    std: Scalar = eqx.field(converter=real("jumps.size.std", ">= 0", lambda v: v >= 0))
 
     def mean(self):
         return self.loc
@@ -61,11 +53,10 @@ class NormalJumps(AbstractJumpSize):
 class ExponentialJumps(AbstractJumpSize):
     """Exponential sizes of mean `scale` $> 0$; `sign` $= -1$ gives downward jumps."""
 
-    scale: Scalar = eqx.field(converter=_float)
-    sign: Scalar = eqx.field(converter=_float, default=1.0)
+    scale: Scalar = eqx.field(converter=real("jumps.size.scale", "> 0", lambda v: v > 0))
+    sign: Scalar = eqx.field(converter=real("jumps.size.sign", "1 or -1"), default=1.0)
 
     def __check_init__(self):
-        check_field("jumps.size.scale", self.scale, "> 0", lambda v: v > 0)
         if is_concrete(self.sign) and float(self.sign) not in (1.0, -1.0):
             raise ValueError(f"jumps.size.sign must be 1 or -1, got {float(self.sign):g}")
 
@@ -82,10 +73,7 @@ class ExponentialJumps(AbstractJumpSize):
 class FixedJumps(AbstractJumpSize):
     """Jumps of one fixed size `value`."""
 
-    value: Scalar = eqx.field(converter=_float)
-
-    def __check_init__(self):
-        check_field("jumps.size.value", self.value, "a finite real")
+    value: Scalar = eqx.field(converter=real("jumps.size.value"))
 
     def mean(self):
         return self.value
@@ -106,11 +94,11 @@ class CompoundPoisson(eqx.Module):
     - `size`: an [`AbstractJumpSize`][] law.
     """
 
-    intensity: Scalar = eqx.field(converter=_float)
+    intensity: Scalar = eqx.field(converter=real("jumps.intensity", ">= 0", lambda v: v >= 0))
     size: AbstractJumpSize
 
     def __check_init__(self):
-        check_field("jumps.intensity", self.intensity, ">= 0", lambda v: v >= 0)
+        check_instance("jumps.size", self.size, AbstractJumpSize)
 
     @property
     def variance_rate(self) -> Scalar:

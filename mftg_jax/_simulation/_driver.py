@@ -7,11 +7,21 @@ axis, and merges the statistics of the batches (Chan/Welford merges, histograms 
 quantiles), so memory is bounded by one batch whatever the number of paths, and the result
 does not depend on the batch size or the number of devices.
 
-Several hosts: call `jax.distributed.initialize()` on every host first; the default mesh then
-spans `jax.devices()` (all hosts' devices) and each batch is split over all of them.
+Several processes (one per host, or several on one machine): call
+`jax.distributed.initialize()` in every process first (on CPU with
+`jax.config.update("jax_cpu_collectives_implementation", "gloo")` before it). The batches then
+go round-robin to the processes, each splits its batch over its own devices (the default mesh
+is `jax.local_devices()`), and the statistics of every round are gathered and merged in batch
+order on every process: each process returns the statistics of the whole ensemble, bit for
+bit those of one process.
+
+Resume: with `checkpoint=` the merged statistics are saved after every batch
+(`_checkpoint.py`); the same call after an interruption resumes after the last batch saved
+and returns bit for bit the statistics of an uninterrupted run.
 """
 
 import abc
+import os
 import time
 from typing import Any
 
@@ -22,6 +32,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from jaxtyping import Array, PRNGKeyArray, PyTree
 import numpy as np
 
+from . import _checkpoint
 from ._spec import EnsembleSpec
 from ._statistics import histogram_counts, histogram_edges, histogram_quantiles, Moments
 from ._timing import CompileTimer
@@ -159,6 +170,24 @@ def _cluster_stderr(scen_sum, n_per, mom: Moments, n_common):
     return np.std(means, axis=0, ddof=1) / np.sqrt(n_common)
 
 
+def _merge(acc: dict, st: dict) -> dict:
+    """The statistics of one more batch merged into `acc` (in place)."""
+    for name in acc["moments"]:
+        acc["moments"][name] = acc["moments"][name].merge(st["moments"][name])
+        acc["scen"][name] = acc["scen"][name] + st["scen"][name]
+    for name in acc["hist"]:
+        acc["hist"][name] = acc["hist"][name] + st["hist"][name]
+    acc["overflow"] = acc["overflow"] + st["overflow"]
+    return acc
+
+
+def _allgather(tree):
+    """Every process's `tree` (host arrays), stacked on a new leading axis."""
+    from jax.experimental import multihost_utils
+
+    return multihost_utils.process_allgather(tree)
+
+
 def _edges_from_range(rng, bins: int) -> np.ndarray:
     lo, hi = (np.asarray(x, dtype=np.float64) for x in rng)
     return histogram_edges(np.stack([lo, hi]), bins, 0)
@@ -172,6 +201,7 @@ def run_ensemble(
     mesh: Mesh | None = None,
     progress: bool = False,
     desc: str = "mftg simulate",
+    checkpoint: str | bool | None = None,
 ) -> EnsembleStatistics:
     """Run `model`'s ensemble as `spec` says and return its statistics (module docstring).
 
@@ -183,11 +213,15 @@ def run_ensemble(
     - `mesh`: a `jax.sharding.Mesh` with one axis named `"paths"`; default: all devices.
     - `progress`: show a progress bar (per batch) with path-steps per second.
     - `desc`: the progress bar's label.
+    - `checkpoint`: a file to save the merged statistics to after every batch and to resume
+      from (`True`: a file in the temporary directory named by a fingerprint of the run;
+      None: no checkpoint). It is removed when the run completes; one written for another
+      run is ignored, an unreadable one is ignored with a warning.
 
     **Returns:** an [`EnsembleStatistics`][].
     """
-    if mesh is None and len(jax.devices()) > 1:
-        mesh = Mesh(np.asarray(jax.devices()), ("paths",))
+    if mesh is None and len(jax.local_devices()) > 1:
+        mesh = Mesh(np.asarray(jax.local_devices()), ("paths",))
     n_dev = 1 if mesh is None else mesh.size
     n_per, n_common = spec.paths_per_scenario, spec.n_common
     batch_size = spec.batch_size
@@ -205,50 +239,95 @@ def run_ensemble(
         x = jnp.arange(batch_size, dtype=jnp.uint32) + jnp.uint32(b * batch_size)
         return x if sharding is None else jax.device_put(x, sharding)
 
+    n_batches = n_per // batch_size
+    ck_path, fp, done = None, "", 0
+    if checkpoint:
+        fp = _checkpoint.fingerprint(model, key, spec, batch_size, n_dev)
+        ck_path = _checkpoint.default_path(fp) if checkpoint is True else os.fspath(checkpoint)
+
+    acc = None
+    edges = None
+    if ck_path is not None:
+        # The accumulator's structure, without running anything: to check a saved one.
+        shape = eqx.filter_eval_shape(_paths_jit, model, key, ids(0), cfg)
+        ranges = eqx.filter_eval_shape(_batch_range, model, shape, cfg)
+        edges0 = {
+            k: jax.ShapeDtypeStruct(v[0].shape + (spec.bins + 1,), jnp.float32)
+            for k, v in ranges.items()
+        }
+        template = eqx.filter_eval_shape(_batch_stats, model, shape, cfg, edges0, spec.n_full_paths)
+        saved = _checkpoint.load(ck_path, fp, template, tuple(ranges))
+        if saved is not None and 0 < saved[0] < n_batches:
+            done, acc, saved_edges = saved
+            edges = {k: jnp.asarray(v) for k, v in saved_edges.items()}
+
+    # Batches go round-robin to the processes (one per host, or several on one machine):
+    # in round r process i runs batch done + r P + i; the statistics of a round are
+    # gathered and merged in batch order on every process, as one process merges them.
+    n_proc, rank = jax.process_count(), jax.process_index()
+    if n_proc > 1 and ck_path is not None:
+        seen = np.asarray(_allgather(np.asarray(done, np.int32)))
+        if np.any(seen != done):
+            raise ValueError(
+                f"the processes found different checkpoints (batches done: {seen.tolist()}): "
+                "put the checkpoint on a file system that every process sees"
+            )
+    rounds = [list(range(b, min(b + n_proc, n_batches))) for b in range(done, n_batches, n_proc)]
+
+    def mine(r: int) -> int:
+        # A process without a batch in the last round runs a valid one and drops it.
+        return rounds[r][rank] if rank < len(rounds[r]) else rounds[r][0]
+
     # The first call compiles (unless an earlier call with the same shapes did): its compile
     # time is what JAX reports for tracing, lowering and compiling, the rest is run time.
     with CompileTimer() as timer:
         t = time.perf_counter()
-        first = _paths_jit(model, key, ids(0), cfg)
+        first = _paths_jit(model, key, ids(mine(0)), cfg)
         jax.block_until_ready(first)
         first_s = time.perf_counter() - t
     compile_s = timer.seconds
 
-    n_batches = n_per // batch_size
     from tqdm.auto import tqdm
 
-    bar = tqdm(total=n_batches, disable=not progress, unit="batch", desc=desc)
-    acc = None
-    edges = None
+    bar = tqdm(total=n_batches, initial=done, disable=not progress, unit="batch", desc=desc)
     run_s = 0.0
     steps_per_batch = n_common * batch_size * spec.n_steps
     try:
-        for b in range(n_batches):
-            if b == 0:
+        for r, batches in enumerate(rounds):
+            if r == 0:
                 batch = first
                 run_s += max(first_s - compile_s, 0.0)
             else:
                 t = time.perf_counter()
-                batch = _paths_jit(model, key, ids(b), cfg)
+                batch = _paths_jit(model, key, ids(mine(r)), cfg)
                 jax.block_until_ready(batch)
                 run_s += time.perf_counter() - t
             if edges is None:
-                rng = _batch_range(model, batch, cfg)
+                # From the range of the first batch (process 0's in a several-process run).
+                rng = jax.device_get(_batch_range(model, batch, cfg))
+                if n_proc > 1:
+                    rng = jax.tree.map(lambda x: np.asarray(x)[0], _allgather(rng))
                 edges = {k: jnp.asarray(_edges_from_range(v, spec.bins)) for k, v in rng.items()}
             st = jax.device_get(_batch_stats(model, batch, cfg, edges, spec.n_full_paths))
-            if acc is None:
-                acc = st
+            if n_proc == 1:
+                per_batch = [st]
             else:
-                for name in acc["moments"]:
-                    acc["moments"][name] = acc["moments"][name].merge(st["moments"][name])
-                    acc["scen"][name] = acc["scen"][name] + st["scen"][name]
-                for name in acc["hist"]:
-                    acc["hist"][name] = acc["hist"][name] + st["hist"][name]
-                acc["overflow"] = acc["overflow"] + st["overflow"]
-            bar.update(1)
+                every = _allgather(st)
+                per_batch = [
+                    jax.tree.map(lambda x, j=j: np.asarray(x)[j], every)
+                    for j in range(len(batches))
+                ]
+            for st in per_batch:
+                acc = st if acc is None else _merge(acc, st)
+            b = batches[-1]
+            if ck_path is not None and b + 1 < n_batches and rank == 0:
+                _checkpoint.save(ck_path, fp, b + 1, acc, edges)
+            bar.update(len(batches))
             bar.set_postfix(path_steps_per_s=f"{steps_per_batch * (b + 1) / max(run_s, 1e-12):.3g}")
     finally:
         bar.close()
+    if ck_path is not None and rank == 0 and os.path.exists(ck_path):
+        os.remove(ck_path)
 
     M = n_common
     mom = acc["moments"]

@@ -10,6 +10,7 @@ from ._calibrate import (
     default_checkpoint as default_checkpoint,
     PriceCalibrator as PriceCalibrator,
 )
+from ._checks import check_fitted_level as check_fitted_level, check_series as check_series
 from ._data import (
     load_prices as load_prices,
     PriceSeries as PriceSeries,

@@ -4,6 +4,7 @@ loads that ignore files written for other runs, and optimiser states as numbered
 import hashlib
 import os
 import tempfile
+import warnings
 
 import jax
 import jax.numpy as jnp
@@ -54,16 +55,22 @@ def save(path: str, payload: dict) -> None:
 
 
 def load(path: str | None, fingerprint: str) -> dict | None:
-    """The checkpoint at `path`, or None when there is none, it is unreadable, or it was
-    written for another fingerprint."""
+    """The checkpoint at `path`, or None when there is none, it was written for another
+    fingerprint, or it cannot be read (then with a warning: the run starts afresh)."""
     if not path or not os.path.exists(path):
         return None
     try:
-        with np.load(path, allow_pickle=False) as z:
+        # Our own file handle: `np.load` leaks its handle when the zip directory is bad.
+        with open(path, "rb") as fh, np.load(fh, allow_pickle=False) as z:
             d = {k: z[k] for k in z.files}
-    except (OSError, ValueError):
-        return None
-    if str(d.get("fingerprint")) != fingerprint:
+        if str(d["fingerprint"]) != fingerprint:
+            return None
+        int(d["seconds"])
+    except Exception as e:  # a corrupted file: BadZipFile, KeyError, EOFError, ValueError ...
+        warnings.warn(
+            f"ignoring the unreadable checkpoint {path} ({type(e).__name__}: {e}); starting afresh",
+            stacklevel=2,
+        )
         return None
     return d
 

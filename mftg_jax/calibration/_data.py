@@ -14,7 +14,6 @@ duplicated, backward or missing timestamps are errors naming file, line and colu
 """
 
 from collections.abc import Callable
-import csv
 import dataclasses
 import datetime as _dt
 import os
@@ -22,6 +21,8 @@ from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
+
+from ._csvfile import csv_records
 
 _TIME_FORMATS = (
     "%Y-%m-%d %H:%M:%S",
@@ -241,8 +242,8 @@ class _Table:
 
 
 def _read_table(path: str, price_column: str | None) -> _Table:
-    with open(path, newline="", encoding="utf-8-sig") as f:
-        rows = list(csv.reader(f))
+    numbered = csv_records(path)
+    rows = [row for _, row in numbered]
     if not rows:
         raise ValueError(f"{path}: empty file")
     header = rows[0]
@@ -251,13 +252,7 @@ def _read_table(path: str, price_column: str | None) -> _Table:
     if len(names) < 2:
         raise ValueError(f"{path}, line 1: need a timestamp and a price column, got {names}")
     pcol = _find_price_column(path, names, price_column)
-    # csv.reader yields one list per record; records here never span lines, so the file
-    # line of record i is i + 1.
-    records = [
-        (i, row)
-        for i, row in enumerate(rows[1:], start=2)
-        if row and not all(not x.strip() for x in row)
-    ]
+    records = [(i, row) for i, row in numbered[1:] if row and not all(not x.strip() for x in row)]
     return _Table(path, names, layout, pcol, records)
 
 
@@ -398,10 +393,21 @@ def _duplicates(table: _Table, rows: _Rows) -> _Defect | None:
     return _Defect(msg, (f"averaged duplicates: {msg}",), average)
 
 
-def _time_step(rows: _Rows, step) -> np.timedelta64:
+def _time_step(table: _Table, rows: _Rows, step) -> np.timedelta64:
     if step is None:
         dts = np.diff(rows.times)
-        return dts[dts > np.timedelta64(0, "s")].min()
+        dts = dts[dts > np.timedelta64(0, "s")]
+        smallest = dts.min()
+        steps, counts = np.unique(dts, return_counts=True)
+        usual = steps[np.argmax(counts)]
+        if usual != smallest and np.sum(dts == smallest) < dts.size // 2:
+            j = int(np.flatnonzero(np.diff(rows.times) == smallest)[0]) + 1
+            raise ValueError(
+                f"{table.where(rows.lines[j], 1, table.tname)}: irregular time steps: "
+                f"{_show_step(smallest)} here, {_show_step(usual)} in most rows; give a "
+                "regular series (one price per step)"
+            )
+        return smallest
     return pd.Timedelta(step).to_timedelta64().astype("timedelta64[s]")
 
 
@@ -481,7 +487,7 @@ def load_prices(
         raise ValueError(f"{path}: need at least two observations, got {rows.times.size}")
     rows = _settle(_backwards(table, rows), rows, repair, repairs)
     rows = _settle(_duplicates(table, rows), rows, repair, repairs)
-    step64 = _time_step(rows, step)
+    step64 = _time_step(table, rows, step)
     t, prices = _settle(_gaps(table, rows, step64), (rows.times, rows.prices), repair, repairs)
     return PriceSeries(
         times=t,

@@ -27,6 +27,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from .._linalg import small_solve
 from .._simulation._spec import EnsembleSpec
 from ..price import simulate_paths
 from ._data import PriceSeries
@@ -179,7 +180,8 @@ def calibrate_moments(
     S = jnp.cov(m_paths.T)
     W = jnp.diag(weights)
     Om = (1 + 1 / n_paths) * S
-    bread = jnp.linalg.inv(J.T @ W @ J)
+    H = J.T @ W @ J
+    bread = small_solve(H, jnp.eye(H.shape[0], dtype=H.dtype))
     cov = bread @ J.T @ W @ Om @ W @ J @ bread
     return MomentResult(
         parametrisation=param,

@@ -26,6 +26,7 @@ from jaxtyping import Array, Float
 import numpy as np
 
 from .._custom_types import Scalar
+from .._linalg import small_solve
 from .._noise._jumps import CompoundPoisson, NormalJumps
 from .._validation import is_concrete
 from ..price import DemandIntercept, Market, Noise, PriceGame, Producers, stationary_values
@@ -143,7 +144,7 @@ def _transfer(game: PriceGame, sv, omega) -> Array:
     rhs = (eta * sv.beta).astype(cdt)
 
     def one(w):
-        G = jnp.linalg.solve(L.astype(cdt) - 1j * w * eye, rhs)
+        G = small_solve(L.astype(cdt) - 1j * w * eye, rhs)
         M = eta * jnp.sum(G / game.producers.R)
         return eta * (1 + M) / (eta * (1 + K) + 1j * w)
 

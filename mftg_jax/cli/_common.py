@@ -1,8 +1,13 @@
-"""Arguments shared by the sub-commands: the game from a TOML file or a preset scenario."""
+"""Arguments and outputs shared by the sub-commands: the game from a TOML file or a preset
+scenario, JSON without non-finite numbers, and output folders written all or nothing."""
 
 import argparse
+from collections.abc import Iterator
+import contextlib
 import json
-import math
+import os
+import shutil
+import tempfile
 
 import numpy as np
 
@@ -33,23 +38,54 @@ def game_from_args(args: argparse.Namespace) -> PriceGame:
     return scenario_game(args.scenario)
 
 
-def to_jsonable(x):
-    """Arrays to (nested) lists of floats; non-finite floats to None."""
+def to_jsonable(x, where: str = "result"):
+    """Arrays to (nested) lists of floats; `None` stays `null` (a value that does not apply).
+
+    **Raises:** `ValueError` naming the quantity (`where`, then its keys and indices) when a
+    number is NaN or infinite: a non-finite result is an error, never a `null`.
+    """
     if isinstance(x, dict):
-        return {k: to_jsonable(v) for k, v in x.items()}
+        return {k: to_jsonable(v, f"{where}.{k}" if where else str(k)) for k, v in x.items()}
     if isinstance(x, list | tuple):
-        return [to_jsonable(v) for v in x]
+        return [to_jsonable(v, f"{where}[{i}]") for i, v in enumerate(x)]
     if isinstance(x, str | bool | int) or x is None:
         return x
     a = np.asarray(x)
     if a.dtype.kind in "iub":
         return a.tolist()
+    if a.dtype.kind not in "fc":
+        return str(x)
     a = a.astype(np.float64)
-    if a.ndim == 0:
-        v = float(a)
-        return v if math.isfinite(v) else None
-    return [to_jsonable(v) for v in a]
+    if not np.all(np.isfinite(a)):
+        bad = np.argwhere(~np.isfinite(a))[0] if a.ndim else ()
+        at = "".join(f"[{int(i)}]" for i in bad)
+        v = a[tuple(bad)]
+        raise ValueError(f"the result {where}{at} is not finite ({v}); no output written")
+    return a.tolist()
 
 
 def print_json(obj: dict) -> None:
-    print(json.dumps(to_jsonable(obj)))
+    """Print `obj` as one JSON object (`ValueError` naming a non-finite quantity)."""
+    print(json.dumps(to_jsonable(obj, "")))
+
+
+def check_finite(obj: dict) -> None:
+    """`ValueError` naming the first non-finite quantity of a report (before any output)."""
+    to_jsonable(obj, "")
+
+
+@contextlib.contextmanager
+def output_folder(out: str) -> Iterator[str]:
+    """Write an output folder all or nothing: files go to a temporary sibling folder, moved
+    into `out` when the block succeeds and removed when it fails."""
+    out = os.path.abspath(out)
+    parent = os.path.dirname(out)
+    os.makedirs(parent, exist_ok=True)
+    tmp = tempfile.mkdtemp(prefix=f".{os.path.basename(out)}.partial-", dir=parent)
+    try:
+        yield tmp
+        os.makedirs(out, exist_ok=True)
+        for name in os.listdir(tmp):
+            os.replace(os.path.join(tmp, name), os.path.join(out, name))
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)

@@ -10,7 +10,8 @@ import numpy as np
 
 from .. import dispatch as dp
 from . import UsageError
-from ._common import print_json, to_jsonable
+from ._args import integer
+from ._common import check_finite, output_folder, print_json, to_jsonable
 
 
 def register(sub) -> None:
@@ -26,7 +27,9 @@ def register(sub) -> None:
     p.add_argument("config", metavar="CONFIG.toml", help="dispatch configuration")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--out", metavar="DIR", help="write report.json and figures to DIR")
-    p.add_argument("--paths", type=int, default=None, help="Monte Carlo paths (override)")
+    p.add_argument(
+        "--paths", type=integer(2, 10**7), default=None, help="Monte Carlo paths (override)"
+    )
     p.set_defaults(func=run)
 
 
@@ -201,8 +204,10 @@ def run(args: argparse.Namespace) -> int:
             raise UsageError(f"--paths must be >= 2, got {args.paths}")
         cfg.mc["n_paths"] = args.paths
     rep = dispatch_report(cfg)
+    check_finite(rep)
     if args.out:
-        _write(args.out, rep, cfg)
+        with output_folder(args.out) as tmp:
+            _write(tmp, rep, cfg)
     if args.json:
         print_json(rep)
         return 0

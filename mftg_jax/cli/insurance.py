@@ -12,7 +12,8 @@ import numpy as np
 
 from .. import insurance
 from .._toml import load
-from ._common import print_json, to_jsonable
+from ._args import integer
+from ._common import check_finite, output_folder, print_json, to_jsonable
 
 
 def register(sub) -> None:
@@ -27,9 +28,18 @@ def register(sub) -> None:
     p.add_argument("config", metavar="CONFIG.toml", help="problem configuration")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--out", metavar="DIR", help="write report.json and figures to DIR")
-    p.add_argument("--paths", type=int, default=None, help="Monte Carlo paths (override)")
-    p.add_argument("--steps", type=int, default=None, help="Monte Carlo grid steps (override)")
-    p.add_argument("--opt-steps", type=int, default=None, help="gradient-descent steps (override)")
+    p.add_argument(
+        "--paths", type=integer(2, 10**7), default=None, help="Monte Carlo paths (override)"
+    )
+    p.add_argument(
+        "--steps", type=integer(1, 10**6), default=None, help="Monte Carlo grid steps (override)"
+    )
+    p.add_argument(
+        "--opt-steps",
+        type=integer(1, 10**6),
+        default=None,
+        help="gradient-descent steps (override)",
+    )
     p.set_defaults(func=run)
 
 
@@ -199,8 +209,10 @@ def run(args) -> int:
             settings[key] = v
     rep, objs = insurance_report(model, settings)
     _finite(rep)
+    check_finite(rep)
     if args.out:
-        _write(args.out, rep, objs, model, settings)
+        with output_folder(args.out) as tmp:
+            _write(tmp, rep, objs, model, settings)
     if args.json:
         print_json(rep)
         return 0

@@ -11,7 +11,7 @@ import numpy as np
 
 from .. import mining
 from . import UsageError
-from ._common import print_json, to_jsonable
+from ._common import check_finite, output_folder, print_json, to_jsonable
 
 
 def register(sub) -> None:
@@ -285,8 +285,10 @@ def run(args: argparse.Namespace) -> int:
     cfg = mining.load_config(args.config)
     rep = mining_report(cfg)
     _check_finite(rep)
+    check_finite(rep)
     if args.out:
-        _write(args.out, rep, cfg["game"])
+        with output_folder(args.out) as tmp:
+            _write(tmp, rep, cfg["game"])
     if args.json:
         print_json(rep)
         return 0

@@ -12,7 +12,8 @@ from .. import tracking
 from .._simulation._spec import EnsembleSpec
 from .._toml import load
 from . import UsageError
-from ._common import print_json, to_jsonable
+from ._args import integer, iso_date, real
+from ._common import check_finite, output_folder, print_json, to_jsonable
 
 
 def register(sub) -> None:
@@ -33,8 +34,12 @@ def register(sub) -> None:
         help="write report.json and figures to DIR (with --prices: default "
         "out/regulate_<file>_<date>)",
     )
-    p.add_argument("--paths", type=int, default=None, help="Monte Carlo paths (override)")
-    p.add_argument("--steps", type=int, default=None, help="Monte Carlo grid steps (override)")
+    p.add_argument(
+        "--paths", type=integer(1, 10**7), default=None, help="Monte Carlo paths (override)"
+    )
+    p.add_argument(
+        "--steps", type=integer(1, 10**6), default=None, help="Monte Carlo grid steps (override)"
+    )
     m = p.add_argument_group(
         "real-market continuation",
         "Instead of CONFIG.toml: fit the uncontrolled dynamics to a price history (the "
@@ -42,25 +47,34 @@ def register(sub) -> None:
         "--until with and without the regulating strategy.",
     )
     m.add_argument("--prices", metavar="DATA.csv", help="price history (hourly CSV)")
-    m.add_argument("--until", metavar="DATE", help="last date of the history (yyyy-mm-dd)")
-    m.add_argument("--horizon", type=int, metavar="H", help="continuation length in hours")
     m.add_argument(
-        "--fit-days", type=float, default=365.0, help="fitting window before --until (365)"
+        "--until", type=iso_date, metavar="DATE", help="last date of the history (yyyy-mm-dd)"
+    )
+    m.add_argument(
+        "--horizon", type=integer(1, 17568), metavar="H", help="continuation length in hours"
+    )
+    m.add_argument(
+        "--fit-days",
+        type=real(28, 36600),
+        default=365.0,
+        help="fitting window before --until (365)",
     )
     m.add_argument(
         "--band-quantiles",
-        type=float,
+        type=real(0, 1, open_lo=True),
         nargs=2,
         default=(0.1, 0.9),
         metavar=("LO", "HI"),
         help="band = these quantiles of the recent history (0.1 0.9)",
     )
     m.add_argument(
-        "--band-days", type=float, default=365.0, help="history window of the band (365)"
+        "--band-days", type=real(1, 36600), default=365.0, help="history window of the band (365)"
     )
-    m.add_argument("--q", type=float, default=1.0, help="weight of the price variance (1)")
-    m.add_argument("--r", type=float, default=0.01, help="weight of the control (0.01)")
-    m.add_argument("--seed", type=int, default=0, help="Monte Carlo seed (0)")
+    m.add_argument("--q", type=real(0, 1e12), default=1.0, help="weight of the price variance (1)")
+    m.add_argument(
+        "--r", type=real(0, 1e12, open_lo=True), default=0.01, help="weight of the control (0.01)"
+    )
+    m.add_argument("--seed", type=integer(0, 2**63 - 1), default=0, help="Monte Carlo seed (0)")
     m.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=run)
 
@@ -125,8 +139,12 @@ def regulate_report(game, settings: dict) -> dict:
     }
 
 
-def _write(out: str, rep: dict, game) -> None:
-    os.makedirs(out, exist_ok=True)
+def _write(final: str, rep: dict, game) -> None:
+    with output_folder(final) as out:
+        _write_into(out, rep, game)
+
+
+def _write_into(out: str, rep: dict, game) -> None:
     with open(os.path.join(out, "report.json"), "w") as f:
         json.dump(to_jsonable(rep), f, indent=1)
     try:
@@ -221,14 +239,14 @@ def _continuation(args: argparse.Namespace) -> int:
     rep = res.report()
     stem = os.path.splitext(os.path.basename(args.prices))[0]
     out = args.out or os.path.join("out", f"regulate_{stem}_{until}")
-    os.makedirs(out, exist_ok=True)
     rep["figure"] = os.path.join(out, "continuation.png")
     rep["quantiles_csv"] = os.path.join(out, "continuation.csv")
-    finite_or_fail(rep)
-    with open(os.path.join(out, "report.json"), "w") as f:
-        json.dump(to_jsonable(rep), f, indent=1)
-    res.quantile_table().to_csv(rep["quantiles_csv"])
-    tracking.plot_continuation(res, rep["figure"])
+    check_finite(rep)
+    with output_folder(out) as tmp:
+        with open(os.path.join(tmp, "report.json"), "w") as f:
+            json.dump(to_jsonable(rep), f, indent=1)
+        res.quantile_table().to_csv(os.path.join(tmp, "continuation.csv"))
+        tracking.plot_continuation(res, os.path.join(tmp, "continuation.png"))
     if args.json:
         print_json(rep)
         return 0
@@ -263,13 +281,6 @@ def _continuation(args: argparse.Namespace) -> int:
     return 0
 
 
-def finite_or_fail(rep: dict) -> None:
-    """A non-finite figure is an error naming it, not a `null` in the report."""
-    for k, v in rep.items():
-        if isinstance(v, float) and not np.isfinite(v):
-            raise UsageError(f"the result {k} is not finite ({v})")
-
-
 def run(args: argparse.Namespace) -> int:
     if args.prices is not None:
         if args.config is not None:
@@ -290,6 +301,7 @@ def run(args: argparse.Namespace) -> int:
             raise UsageError(f"--steps must be >= 1, got {args.steps}")
         settings["n_steps"] = args.steps
     rep = regulate_report(game, settings)
+    check_finite(rep)
     if args.out:
         _write(args.out, rep, game)
     if args.json:

@@ -20,7 +20,8 @@ from ..slides import (
     stationary_vs_cournot,
 )
 from . import UsageError
-from ._common import print_json
+from ._args import integer, real
+from ._common import check_finite, output_folder, print_json
 
 _SYMMETRIC_TITLE = "n identical producers: c = 5, r = rbar = 2, lam = 0.1, eta = 0.5, a = 10"
 
@@ -40,15 +41,23 @@ def register(sub) -> None:
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--out", metavar="DIR", help="write the figures (PNG) into DIR")
     p.add_argument(
-        "--paths", type=int, default=4000, help="Monte Carlo paths, scenario 3 (default 4000)"
+        "--paths",
+        type=integer(2, 10**7),
+        default=4000,
+        help="Monte Carlo paths, scenario 3 (default 4000)",
     )
     p.add_argument(
-        "--batch", type=int, default=2000, help="paths per batch, scenario 3 (default 2000)"
+        "--batch",
+        type=integer(1, 10**7),
+        default=2000,
+        help="paths per batch, scenario 3 (default 2000)",
     )
-    p.add_argument("--seed", type=int, default=0, help="Monte Carlo seed, scenario 3")
+    p.add_argument(
+        "--seed", type=integer(0, 2**63 - 1), default=0, help="Monte Carlo seed, scenario 3"
+    )
     p.add_argument(
         "--speeds",
-        type=float,
+        type=real(0, 1e6, open_lo=True),
         nargs="+",
         default=[1.0, 10.0, 100.0],
         help="adjustment speeds s, scenario 1 (default 1 10 100)",
@@ -194,9 +203,12 @@ def run(args: argparse.Namespace) -> int:
         figures["stationary_vs_cournot.png"] = plot_stationary_comparison(
             numbers, pbar, pc, _SYMMETRIC_TITLE
         )
+    check_finite(report)
     if args.out is not None:
-        out = Path(args.out)
-        report["figures"] = [str(save_figure(fig, out / name)) for name, fig in figures.items()]
+        with output_folder(args.out) as tmp:
+            for name, fig in figures.items():
+                save_figure(fig, Path(tmp) / name)
+        report["figures"] = [str(Path(args.out) / name) for name in figures]
     if args.json:
         print_json(report)
     else:

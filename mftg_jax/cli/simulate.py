@@ -8,7 +8,8 @@ import numpy as np
 from .._simulation._spec import EnsembleSpec
 from ..price import simulate
 from . import UsageError
-from ._common import add_game_arguments, game_from_args, print_json
+from ._args import check_bytes, check_grid, integer
+from ._common import add_game_arguments, check_finite, game_from_args, print_json
 
 
 def register(sub) -> None:
@@ -20,27 +21,107 @@ def register(sub) -> None:
         "realised revenues and costs.",
     )
     add_game_arguments(p)
-    p.add_argument("--paths", type=int, default=100_000, help="total paths (default 100000)")
-    p.add_argument("--common", type=int, default=1, help="common-noise scenarios (default 1)")
-    p.add_argument("--steps", type=int, default=1000, help="time steps (default 1000)")
-    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument(
+        "--paths", type=integer(1, 10**10), default=100_000, help="total paths (default 100000)"
+    )
+    p.add_argument(
+        "--common", type=integer(1, 10**6), default=1, help="common-noise scenarios (default 1)"
+    )
+    p.add_argument(
+        "--steps", type=integer(1, 10**7), default=1000, help="time steps (default 1000)"
+    )
+    p.add_argument("--seed", type=integer(0, 2**63 - 1), default=0, help="random seed (default 0)")
     p.add_argument("--scheme", choices=("euler", "exponential"), default="exponential")
     p.add_argument("--dtype", choices=("float32", "float64"), default="float32")
-    p.add_argument("--batch", type=int, default=None, help="paths per scenario per batch")
+    p.add_argument(
+        "--batch", type=integer(1, 10**9), default=None, help="paths per scenario per batch"
+    )
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--plot", metavar="FILE.png", help="draw p and phat fans and the controls")
     p.add_argument("--progress", action="store_true", help="show a progress bar")
+    p.add_argument(
+        "--checkpoint",
+        metavar="FILE.npz",
+        help="checkpoint file, saved after every batch (default: one in the temporary "
+        "directory named by the game, seed and sizes); the same command after an "
+        "interruption resumes from it, with the same results bit for bit",
+    )
+    p.add_argument(
+        "--no-checkpoint", action="store_true", help="neither save nor resume a checkpoint"
+    )
+    d = p.add_argument_group(
+        "several processes",
+        "Run one ensemble as several JAX processes (one per host, or several on one "
+        "machine): batches go round-robin to the processes, the statistics are merged in "
+        "batch order, and the result is bit for bit that of one process; process 0 prints "
+        "it. Checkpoints need --checkpoint on a file system every process sees.",
+    )
+    d.add_argument(
+        "--coordinator",
+        metavar="HOST:PORT",
+        help="address of process 0 (`auto`: from the cluster's environment, e.g. SLURM)",
+    )
+    d.add_argument("--num-processes", type=integer(1, 100_000), help="number of processes")
+    d.add_argument("--process-id", type=integer(0, 100_000), help="this process's index")
     p.set_defaults(func=run)
 
 
+def _distributed(args: argparse.Namespace) -> bool:
+    """Join the other processes (before any JAX computation); True when several."""
+    given = [args.num_processes is not None, args.process_id is not None]
+    if args.coordinator is None:
+        if any(given):
+            raise UsageError("--num-processes and --process-id need --coordinator HOST:PORT")
+        return False
+    if args.coordinator == "auto":
+        kwargs = {}
+    else:
+        host, _, port = args.coordinator.rpartition(":")
+        if not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise UsageError(f"--coordinator must be HOST:PORT or auto, got {args.coordinator!r}")
+        if not all(given):
+            raise UsageError("--coordinator HOST:PORT needs --num-processes and --process-id")
+        if args.process_id >= args.num_processes:
+            raise UsageError(
+                f"--process-id must be in [0, --num-processes - 1 = {args.num_processes - 1}], "
+                f"got {args.process_id}"
+            )
+        kwargs = dict(
+            coordinator_address=args.coordinator,
+            num_processes=args.num_processes,
+            process_id=args.process_id,
+        )
+    # CPU processes exchange the statistics through gloo (other platforms have their own).
+    jax.config.update("jax_cpu_collectives_implementation", "gloo")
+    jax.distributed.initialize(**kwargs)
+    return jax.process_count() > 1
+
+
 def run(args: argparse.Namespace) -> int:
+    several = _distributed(args)
     game = game_from_args(args)
-    if args.paths < 1 or args.common < 1 or args.paths % args.common:
+    if args.paths % args.common:
         raise UsageError(
             f"--paths must be a positive multiple of --common, got {args.paths} and {args.common}"
         )
-    if args.steps < 1:
-        raise UsageError(f"--steps must be >= 1, got {args.steps}")
+    n_per = args.paths // args.common
+    if args.batch is not None and n_per % args.batch:
+        raise UsageError(
+            f"--batch must divide the paths per scenario (--paths / --common = {n_per}), "
+            f"got {args.batch}"
+        )
+    mk = game.market
+    check_grid(float(mk.t0), float(mk.t1), args.steps, args.dtype)
+    itemsize = 4 if args.dtype == "float32" else 8
+    n_save = min(args.steps, 100) + 1
+    batch = args.batch or min(n_per, max(1, (1 << 22) // (args.common * n_save)))
+    # The policy tables on the grid, then one batch of saved paths (prices and controls).
+    check_bytes(
+        itemsize
+        * (6.0 * game.n * (args.steps + 1) + 3.0 * args.common * batch * n_save * (game.n + 3)),
+        "--steps, --common and --batch",
+        "use fewer steps, fewer scenarios or a smaller --batch",
+    )
     spec = EnsembleSpec(
         n_paths=args.paths,
         n_common=args.common,
@@ -48,13 +129,21 @@ def run(args: argparse.Namespace) -> int:
         scheme=args.scheme,
         dtype=args.dtype,
         batch_size=args.batch,
-        n_full_paths=min(20, args.paths // args.common) if args.plot else 0,
+        n_full_paths=min(20, n_per, args.batch or n_per) if args.plot else 0,
     )
-    res = simulate(game, jax.random.key(args.seed), spec, progress=args.progress)
-    if args.plot:
-        _plot(res, args.plot)
+    # Several processes checkpoint only to a file they all see (--checkpoint).
+    default = None if several else True
+    checkpoint = None if args.no_checkpoint else (args.checkpoint or default)
+    res = simulate(
+        game, jax.random.key(args.seed), spec, progress=args.progress, checkpoint=checkpoint
+    )
     s = res.summary()
     s.update(scheme=args.scheme, dtype=args.dtype, seed=args.seed, device=str(jax.devices()[0]))
+    check_finite(s)
+    if jax.process_index() > 0:
+        return 0
+    if args.plot:
+        _plot(res, args.plot)
     if args.json:
         print_json(s)
         return 0

@@ -6,7 +6,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ..price import cournot_price, nash_gap, solve_expectations, solve_riccati, stationary_price
-from ._common import add_game_arguments, game_from_args, print_json
+from ._common import add_game_arguments, check_finite, game_from_args, print_json
 
 
 def register(sub) -> None:
@@ -52,6 +52,7 @@ def solve_report(game) -> dict:
 def run(args: argparse.Namespace) -> int:
     game = game_from_args(args)
     rep = solve_report(game)
+    check_finite(rep)
     if args.json:
         print_json(rep)
         return 0

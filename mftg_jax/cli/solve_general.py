@@ -6,7 +6,7 @@ import diffrax
 import numpy as np
 
 from .. import lq
-from ._common import print_json
+from ._common import check_finite, print_json
 
 
 def register(sub) -> None:
@@ -52,6 +52,7 @@ def solve_general_report(game) -> dict:
 def run(args: argparse.Namespace) -> int:
     game = lq.load_game(args.config)
     rep = solve_general_report(game)
+    check_finite(rep)
     if args.json:
         print_json(rep)
         return 0

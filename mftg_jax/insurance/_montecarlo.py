@@ -26,9 +26,9 @@ random numbers: the sample objective is a deterministic, smooth function of the 
 import equinox as eqx
 import jax
 import jax.numpy as jnp
-import jax.scipy.linalg as jsl
 from jaxtyping import Array
 
+from .._linalg import small_expm
 from ._model import InsuranceModel
 from ._policy import AbstractPolicy
 from ._returns import AssetReturns
@@ -93,7 +93,7 @@ def simulate_paths(
     H = N // 2
     t0, t1 = model.t0, model.t1
     dt = (t1 - t0) / n_steps
-    P = jsl.expm(reg.generator * dt)
+    P = small_expm(reg.generator * dt)
     cum = jnp.cumsum(P, axis=1)
     EJ = jnp.sum(returns.jump_weights * returns.jump_returns)
     EJo = jnp.sum(returns.common_weights * returns.common_returns)

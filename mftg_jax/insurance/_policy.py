@@ -19,8 +19,9 @@ import abc
 import equinox as eqx
 import jax
 import jax.numpy as jnp
-import jax.scipy.linalg as jsl
 from jaxtyping import Array
+
+from .._linalg import small_expm
 
 
 class AbstractPolicy(eqx.Module):
@@ -41,7 +42,7 @@ def alpha_closed_form(t, generator, bequest, discount, t1) -> Array:
     safe = jnp.where(x > 1e-8, x, 1.0)
     phi = jnp.where(x > 1e-8, -jnp.expm1(-safe) / safe, 1 - x / 2)
     running = jnp.exp(-discount * t) * tau * phi
-    return jsl.expm(generator * tau) @ (bequest * jnp.exp(-discount * t1)) + running
+    return small_expm(generator * tau) @ (bequest * jnp.exp(-discount * t1)) + running
 
 
 class ClosedFormPolicy(AbstractPolicy):

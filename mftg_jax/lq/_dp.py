@@ -18,6 +18,7 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float
 
+from .._linalg import small_expm, small_solve
 from ._certificate import _running_cost_matrix, _times
 from ._game import Coefficients, LQGame
 from ._riccati import channels
@@ -88,9 +89,9 @@ def _dp_step(co, P, h, alpha_next, Pi_next, n):
         rows = jnp.arange(n)
         # First-order conditions of all players at once: d/dv_i of player i's value.
         Ad = Hd[rows, 1 + rows][:, 1:]  # (n, n): H^i[v_i, v_j]
-        K = jnp.linalg.solve(Ad, -Hd[rows, 1 + rows, 0])
+        K = small_solve(Ad, -Hd[rows, 1 + rows, 0])
         Am = Hm[rows, 2 + rows][:, 2:]
-        Kh = jnp.linalg.solve(Am, -Hm[rows, 2 + rows, :2])  # (n, 2)
+        Kh = small_solve(Am, -Hm[rows, 2 + rows, :2])  # (n, 2)
         eta = jnp.concatenate([jnp.ones(1, dtype), K])
         zeta = jnp.concatenate([jnp.eye(2, dtype=dtype), Kh], axis=0)  # (2+n, 2)
         alpha = jnp.einsum("a,iab,b->i", eta, Hd, eta)
@@ -105,7 +106,7 @@ def _dp(game: LQGame, steps: int):
     K, n = game.num_regimes, game.n
     dtype = game.t0.dtype
     h = (game.t1 - game.t0) / steps
-    P = jax.scipy.linalg.expm(game.generator * h)
+    P = small_expm(game.generator * h)
     te = game.terminal
     alpha = te.q
     Pi = (

@@ -34,7 +34,7 @@ import jax.numpy as jnp
 from jaxtyping import Array, Float, Int
 import numpy as np
 
-from .._validation import check_field, is_concrete
+from .._validation import check_field, check_instance, is_concrete, type_problem
 
 
 def _int(x) -> Array:
@@ -44,6 +44,9 @@ def _int(x) -> Array:
 
 
 def _float(x) -> Array:
+    problem = type_problem(x)
+    if problem is not None:
+        raise ValueError(f"a general-game coefficient must be a number or an array, got {problem}")
     return jnp.asarray(x, dtype=float)
 
 
@@ -270,6 +273,8 @@ def _lower_bound(game: LQGame, *names: str) -> np.ndarray:
 
 
 def _validate(game: LQGame) -> None:
+    check_instance("LQGame(coefficients=...)", game.coefficients, Coefficients)
+    check_instance("LQGame(terminal=...)", game.terminal, TerminalCost)
     co = game.coefficients
     if not is_concrete(jax.tree.leaves(game)):
         return

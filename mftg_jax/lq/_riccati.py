@@ -56,7 +56,9 @@ import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike, Float
 import numpy as np
 
-from .._odes import checked_solution, solve_ode
+from .._linalg import small_solve
+from .._odes import checked_solution, last_accepted_time, solve_ode, step_budget_message
+from .._validation import check_instance, check_time
 from ._game import Affine, Coefficients, LQGame
 
 
@@ -140,7 +142,7 @@ def _regime(drift, idio: Channels, com: Channels, cost, alpha, beta, gamma, delt
     G = Pi.T @ (wi[:, None] * Pi) + Po.T @ (wo[:, None] * Po)
     A = eye + alpha[:, None] * _offdiag(G) / c[None, :]
     v = cost.eps1 + alpha * (drift.u + (wi * idio.x) @ Pi + (wo * com.x) @ Po)
-    tau = jnp.linalg.solve(A, v)
+    tau = small_solve(A, v)
     g = -tau / c
     a = drift.x + _others(drift.u, g)
     Si = idio.x[:, None] + _others(Pi, g)
@@ -171,7 +173,7 @@ def _regime(drift, idio: Channels, com: Channels, cost, alpha, beta, gamma, delt
         + alpha * ((wi * idio.const) @ Phi)
         + beta * ((wo * com.const) @ Pho)
     )
-    taubar = jnp.linalg.solve(Abar, jnp.stack([vbar1, vbar0], axis=-1))
+    taubar = small_solve(Abar, jnp.stack([vbar1, vbar0], axis=-1))
     tb1, tb0 = taubar[:, 0], taubar[:, 1]
     gh, h = -tb1 / cbar, -tb0 / cbar
     Eb = drift.x + drift.xhat + _others(bh2, gh)
@@ -232,7 +234,8 @@ class RiccatiSolution(eqx.Module):
     solution: diffrax.Solution
 
     def evaluate(self, t: ArrayLike) -> RiccatiValues:
-        """$(\\alpha, \\beta, \\gamma, \\delta)(t)$, each `(K, n)`."""
+        """$(\\alpha, \\beta, \\gamma, \\delta)(t)$, each `(K, n)`, for `t` in the horizon."""
+        check_time("t", t, self.game.t0, self.game.t1)
         return self.solution.evaluate(t)
 
     def gains(self, t: ArrayLike) -> Gains:
@@ -298,23 +301,34 @@ def solve(
     gain system is singular or a best response loses convexity ($c_i \le 0$ or
     $\bar c_i \le 0$); the message says which.
     """
-    sol = solve_ode(
-        vector_field,
-        terminal_values(game),
-        game.t1,
-        game.t0,
-        game,
-        solver=solver,
-        stepsize_controller=stepsize_controller,
-        adjoint=adjoint,
-        saveat=_DENSE,
-        max_steps=max_steps,
-    )
+    check_instance("game", game, LQGame)
+
+    def run(max_steps):
+        return solve_ode(
+            vector_field,
+            terminal_values(game),
+            game.t1,
+            game.t0,
+            game,
+            solver=solver,
+            stepsize_controller=stepsize_controller,
+            adjoint=adjoint,
+            saveat=_DENSE,
+            max_steps=max_steps,
+        )
+
+    def budget(sol):
+        if np.ndim(game.t1) > 0:
+            return None
+        horizon = f"of the horizon [t0, t1] = [{float(game.t0):g}, {float(game.t1):g}]"
+        return step_budget_message(sol, max_steps, float(game.t1), float(game.t0), horizon)
+
     sol = checked_solution(
-        sol,
+        run(max_steps),
         lambda sol: _explain(game, sol),
         "general Riccati solution fails on the horizon (blow-up, singular gain system or "
         "loss of convexity); call mftg_jax.lq.solve outside jit/vmap for a diagnosis",
+        budget,
     )
     return RiccatiSolution(game, sol)
 
@@ -325,14 +339,8 @@ def _explain(game: LQGame, sol: diffrax.Solution) -> str:
             "general Riccati solution fails for at least one game of the batch; solve them "
             "one by one for a diagnosis"
         )
-    ts = np.asarray(sol.interpolation.ts)
-    ts = ts[np.isfinite(ts)]
-    if ts.size < 2:
-        t_last = float(game.t1)
-        vals = terminal_values(game)
-    else:
-        t_last = float(ts[-1])
-        vals = sol.evaluate(t_last)
+    t_last, any_step = last_accepted_time(sol, float(game.t1))
+    vals = sol.evaluate(t_last) if any_step else terminal_values(game)
     where = (
         f"at t = {t_last:.6g} before reaching t0 = {float(game.t0):g} (integrating back from "
         f"t1 = {float(game.t1):g})"

@@ -24,17 +24,17 @@ from typing import Any
 import equinox as eqx
 import jax
 import jax.numpy as jnp
-import jax.scipy.linalg as jsl
 from jax.sharding import Mesh
 from jaxtyping import Array, Float, Int, PRNGKeyArray
 import numpy as np
 
+from .._linalg import small_expm
 from .._noise._counts import counter_uniform, GridCounts
 from .._noise._levy_path import GridLevyPath, poisson_max_count
 from .._simulation._driver import AbstractEnsemble, Observables, run_ensemble
 from .._simulation._spec import EnsembleSpec
 from .._simulation._stepper import AbstractEnsembleTerm, integrate, time_grid
-from .._validation import is_concrete
+from .._validation import check_size, is_concrete
 from ._riccati import channels, RiccatiSolution
 
 
@@ -255,7 +255,7 @@ def _run(solution: RiccatiSolution, key, path_ids, cfg: _Config) -> LQPaths:
         a.astype(dtype) for a in (gains.deviation, gains.mean_slope, gains.mean_intercept)
     )
     dt = (game.t1 - game.t0) / K
-    cdf = jnp.cumsum(jsl.expm(game.generator * dt), axis=-1).astype(dtype)
+    cdf = jnp.cumsum(small_expm(game.generator * dt), axis=-1).astype(dtype)
     scen = jnp.arange(M, dtype=jnp.uint32)
     path = path_ids.astype(jnp.uint32)[None, :]
     keys = [jax.random.fold_in(key, i) for i in range(6)]
@@ -314,6 +314,11 @@ class LQEnsemble(AbstractEnsemble):
                 f"number of devices ({n_tiles})"
             )
         game = self.solution.game
+        # Sizes before allocating: the gain table (8 coefficients per step, regime and
+        # player) and one batch's running costs.
+        K, n = game.num_regimes, game.n
+        check_size("the simulation's gain table", (spec.n_steps, 8, K, n))
+        check_size("one batch of realised costs", (spec.n_common, batch_size, n))
         return _Config(
             n_common=spec.n_common,
             n_paths=batch_size,

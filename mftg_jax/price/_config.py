@@ -96,9 +96,16 @@ def _jumps(d: dict, key: str) -> CompoundPoisson:
     where = f"noise.{key}."
     v = _table(d, key, "noise.")
     _unknown(f"noise.{key}.", v, {"intensity", "size"})
-    intensity = _number(v, "intensity", where)
-    size = _jump_size(v["size"], where) if "size" in v else FixedJumps(0.0)
-    return CompoundPoisson(intensity, size)
+    try:
+        intensity = _number(v, "intensity", where)
+        size = _jump_size(v["size"], where) if "size" in v else FixedJumps(0.0)
+        return CompoundPoisson(intensity, size)
+    except ConfigError:
+        raise
+    except ValueError as e:
+        # The noise models name their fields `jumps.*`; here the table is known.
+        msg = str(e)
+        raise ConfigError(where + msg.removeprefix("jumps.")) from None
 
 
 def game_from_dict(d: dict) -> PriceGame:

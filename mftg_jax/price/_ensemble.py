@@ -89,6 +89,7 @@ def simulate(
     policy: Any = "equilibrium",
     mesh: Mesh | None = None,
     progress: bool = False,
+    checkpoint: str | bool | None = None,
 ) -> EnsembleResult:
     r"""Simulate the price game's ensemble and return its statistics.
 
@@ -108,11 +109,15 @@ def simulate(
       or a callable (Euler only).
     - `mesh`: a `jax.sharding.Mesh` with one axis named `"paths"`; default: all devices.
     - `progress`: show a progress bar (per batch) with path-steps per second.
+    - `checkpoint`: a file (or `True`: one in the temporary directory, named by a
+      fingerprint of the run) where the merged statistics are saved after every batch; the
+      same call after an interruption resumes there, with results bit for bit those of an
+      uninterrupted run. Removed on completion.
 
     **Returns:** an [`EnsembleResult`][mftg_jax.price.EnsembleResult].
     """
     model = PriceEnsemble(game, resolve_policy(game, policy))
-    st = run_ensemble(model, key, spec, mesh=mesh, progress=progress)
+    st = run_ensemble(model, key, spec, mesh=mesh, progress=progress, checkpoint=checkpoint)
     levels = st.quantile_levels
     phat = np.asarray(st.per_scenario["phat"], dtype=np.float64)
     M = st.run.n_common

@@ -16,15 +16,7 @@ import numpy as np
 
 from .._custom_types import PerProducer, Scalar
 from .._noise._jumps import CompoundPoisson, no_jumps
-from .._validation import check_field, is_concrete
-
-
-def _float(x) -> Array:
-    return jnp.asarray(x, dtype=float)
-
-
-def _vector(x) -> Array:
-    return jnp.atleast_1d(jnp.asarray(x, dtype=float))
+from .._validation import check_instance, is_concrete, real, reals
 
 
 class DemandIntercept(eqx.Module):
@@ -40,16 +32,12 @@ class DemandIntercept(eqx.Module):
       constant intercept).
     """
 
-    mean: Scalar = eqx.field(converter=_float)
-    period: Scalar = eqx.field(converter=_float, default=1.0)
-    cos: Float[Array, " K"] = eqx.field(converter=_vector, default=())
-    sin: Float[Array, " K"] = eqx.field(converter=_vector, default=())
+    mean: Scalar = eqx.field(converter=real("a.mean"))
+    period: Scalar = eqx.field(converter=real("a.period", "> 0", lambda v: v > 0), default=1.0)
+    cos: Float[Array, " K"] = eqx.field(converter=reals("a.cos"), default=())
+    sin: Float[Array, " K"] = eqx.field(converter=reals("a.sin"), default=())
 
     def __check_init__(self):
-        check_field("a.mean", self.mean, "a finite real")
-        check_field("a.period", self.period, "> 0", lambda v: v > 0)
-        check_field("a.cos", self.cos, "finite reals")
-        check_field("a.sin", self.sin, "finite reals")
         if self.cos.shape != self.sin.shape:
             raise ValueError(
                 f"a.cos and a.sin must have the same length, got {self.cos.shape[0]} "
@@ -88,13 +76,13 @@ class Market(eqx.Module):
     - `p0`: initial price; `phat0`: initial conditional mean (defaults to `p0`).
     """
 
-    eta: Scalar = eqx.field(converter=_float)
+    eta: Scalar = eqx.field(converter=real("eta", "> 0", lambda v: v > 0))
     a: DemandIntercept = eqx.field(converter=_intercept)
-    q: Scalar = eqx.field(converter=_float)
-    t0: Scalar = eqx.field(converter=_float)
-    t1: Scalar = eqx.field(converter=_float)
-    p0: Scalar = eqx.field(converter=_float)
-    phat0: Scalar = eqx.field(converter=_float)
+    q: Scalar = eqx.field(converter=real("q"))
+    t0: Scalar = eqx.field(converter=real("t0"))
+    t1: Scalar = eqx.field(converter=real("t1"))
+    p0: Scalar = eqx.field(converter=real("p0"))
+    phat0: Scalar = eqx.field(converter=real("phat0"))
 
     def __init__(self, eta, a, q, t0, t1, p0, phat0=None):
         self.eta = eta
@@ -106,12 +94,6 @@ class Market(eqx.Module):
         self.phat0 = p0 if phat0 is None else phat0
 
     def __check_init__(self):
-        check_field("eta", self.eta, "> 0", lambda v: v > 0)
-        check_field("q", self.q, "a finite real")
-        check_field("t0", self.t0, "a finite real")
-        check_field("t1", self.t1, "a finite real")
-        check_field("p0", self.p0, "a finite real")
-        check_field("phat0", self.phat0, "a finite real")
         if is_concrete(self.t0, self.t1):
             t0, t1 = np.asarray(self.t0), np.asarray(self.t1)
             if not np.all(t1 > t0):
@@ -132,10 +114,10 @@ class Producers(eqx.Module):
     - `lam`: discount rate $\lambda_i \ge 0$.
     """
 
-    c: PerProducer = eqx.field(converter=_vector)
-    r: PerProducer = eqx.field(converter=_vector)
-    rbar: PerProducer = eqx.field(converter=_vector)
-    lam: PerProducer = eqx.field(converter=_vector)
+    c: PerProducer = eqx.field(converter=reals("producers.c"))
+    r: PerProducer = eqx.field(converter=reals("producers.r", "> 0", lambda v: v > 0))
+    rbar: PerProducer = eqx.field(converter=reals("producers.rbar"))
+    lam: PerProducer = eqx.field(converter=reals("producers.lam", ">= 0", lambda v: v >= 0))
 
     def __check_init__(self):
         shapes = {k: getattr(self, k).shape for k in ("c", "r", "rbar", "lam")}
@@ -146,9 +128,6 @@ class Producers(eqx.Module):
             )
         if self.c.shape[-1] < 1:
             raise ValueError("producers must have at least one producer (n >= 1)")
-        check_field("producers.c", self.c, "finite reals")
-        check_field("producers.r", self.r, "> 0", lambda v: v > 0)
-        check_field("producers.rbar", self.rbar, "finite reals")
         if is_concrete(self.r, self.rbar):
             total = np.asarray(self.r) + np.asarray(self.rbar)
             if not np.all(total > 0):
@@ -157,7 +136,6 @@ class Producers(eqx.Module):
                     f"producers.rbar must satisfy r + rbar > 0, violated for producer(s) "
                     f"{bad.tolist()} (r + rbar = {total[bad].tolist()})"
                 )
-        check_field("producers.lam", self.lam, ">= 0", lambda v: v >= 0)
 
     @property
     def n(self) -> int:
@@ -180,14 +158,16 @@ class Noise(eqx.Module):
     - `common_jumps`: common compensated compound-Poisson jumps (default: none).
     """
 
-    sigma: Scalar = eqx.field(converter=_float, default=0.0)
-    sigma_o: Scalar = eqx.field(converter=_float, default=0.0)
+    sigma: Scalar = eqx.field(converter=real("noise.sigma", ">= 0", lambda v: v >= 0), default=0.0)
+    sigma_o: Scalar = eqx.field(
+        converter=real("noise.sigma_o", ">= 0", lambda v: v >= 0), default=0.0
+    )
     jumps: CompoundPoisson = eqx.field(default_factory=lambda: no_jumps())
     common_jumps: CompoundPoisson = eqx.field(default_factory=lambda: no_jumps())
 
     def __check_init__(self):
-        check_field("noise.sigma", self.sigma, ">= 0", lambda v: v >= 0)
-        check_field("noise.sigma_o", self.sigma_o, ">= 0", lambda v: v >= 0)
+        check_instance("noise.jumps", self.jumps, CompoundPoisson)
+        check_instance("noise.common_jumps", self.common_jumps, CompoundPoisson)
 
     @property
     def idiosyncratic_variance_rate(self) -> Scalar:
@@ -213,6 +193,11 @@ class PriceGame(eqx.Module):
     market: Market
     producers: Producers
     noise: Noise = eqx.field(default_factory=Noise)
+
+    def __check_init__(self):
+        check_instance("PriceGame(market=...)", self.market, Market)
+        check_instance("PriceGame(producers=...)", self.producers, Producers)
+        check_instance("PriceGame(noise=...)", self.noise, Noise)
 
     @property
     def n(self) -> int:

@@ -28,7 +28,15 @@ from jaxtyping import ArrayLike
 import numpy as np
 
 from .._custom_types import PerProducer
-from .._odes import checked_solution, RiccatiExplosionError, solve_ode, solve_ok
+from .._odes import (
+    checked_solution,
+    last_accepted_time,
+    RiccatiExplosionError,
+    solve_ode,
+    solve_ok,
+    step_budget_message,
+)
+from .._validation import check_instance, check_time
 from ._game import PriceGame
 
 
@@ -127,6 +135,7 @@ class RiccatiSolution(AbstractRiccatiSolution):
     solution: diffrax.Solution
 
     def evaluate(self, t):
+        check_time("t", t, self.game.market.t0, self.game.market.t1)
         if self.solution.interpolation is None:
             raise ValueError(
                 "this Riccati solution was saved at given times only; solve with "
@@ -186,6 +195,7 @@ def solve_riccati(
     the horizon (with concrete inputs; under tracing an `equinox` runtime error is raised
     instead).
     """
+    check_instance("game", game, PriceGame)
     dense = saveat.dense
     if saveat.subs is not None and not isinstance(saveat.subs, diffrax.SubSaveAt):
         raise ValueError("saveat must be a single SaveAt (no nested subs)")
@@ -215,11 +225,18 @@ def solve_riccati(
             return str(e)
         return "Riccati solve failed at the requested times (max_steps too small?)"
 
+    def budget(sol):
+        if not dense or np.ndim(mk.t1) > 0:
+            return None
+        horizon = f"of the horizon [t0, t1] = [{float(mk.t0):g}, {float(mk.t1):g}]"
+        return step_budget_message(sol, max_steps, float(mk.t1), float(mk.t0), horizon)
+
     sol = checked_solution(
         sol,
         explain,
-        "Riccati solution explodes on the horizon (finite-time blow-up); call "
-        "solve_riccati outside jit/vmap for a diagnosis",
+        "Riccati solution explodes on the horizon (finite-time blow-up) for a game of the "
+        "batch; call solve_riccati outside jit/vmap for a diagnosis",
+        budget,
     )
     return RiccatiSolution(game, sol)
 
@@ -232,15 +249,12 @@ def _explain_explosion(game: PriceGame, sol: diffrax.Solution) -> str:
             f"(games {np.flatnonzero(~np.asarray(solve_ok(sol))).tolist()}); solve them one by one "
             "for a diagnosis"
         )
-    ts = np.asarray(sol.interpolation.ts)
-    ts = ts[np.isfinite(ts)]
-    t_last = float(ts[-1]) if ts.size else float(mk.t1)
+    t_last, any_step = last_accepted_time(sol, float(mk.t1))
     names = ("alpha", "beta", "gamma", "delta")
     worst, who, size = "alpha", 0, -np.inf
-    if ts.size > 1:
+    if any_step:
         # The last accepted step holds the largest finite values: name what grew most.
-        t_probe = float(ts[-1])
-        vals = sol.evaluate(t_probe)
+        vals = sol.evaluate(t_last)
         for name, v in zip(names, vals):
             v = np.abs(np.asarray(v))
             v = np.where(np.isfinite(v), v, np.inf)

@@ -41,7 +41,7 @@ from .._noise._levy_path import GridLevyPath, jump_slots, jump_truncation, phi1
 from .._simulation._driver import AbstractEnsemble, Observables
 from .._simulation._spec import EnsembleSpec, save_indices
 from .._simulation._stepper import AbstractEnsembleTerm, integrate, time_grid
-from .._validation import is_concrete
+from .._validation import check_size, is_concrete
 from ._game import PriceGame
 from ._policy import FeedbackPolicy
 from ._riccati import solve_riccati
@@ -314,6 +314,10 @@ def path_config(game: PriceGame, spec: EnsembleSpec, batch_size: int, n_tiles: i
         noise.common_jumps, horizon, n_steps, max_jumps_per_step
     )
     tile = n_paths_per_scenario // n_tiles
+    # Sizes before allocating: one batch's prices and every producer's revenue and cost.
+    n_saved = len(save_indices(spec, *horizon))
+    check_size("one batch of saved prices", (spec.n_common, n_paths_per_scenario, n_saved))
+    check_size("one batch of revenues", (2, game.n, spec.n_common, n_paths_per_scenario))
     slots = None
     if idio_on and is_concrete(noise.jumps.intensity, game.market.t0, game.market.t1):
         dt = (float(game.market.t1) - float(game.market.t0)) / n_steps
