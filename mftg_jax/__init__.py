@@ -11,6 +11,7 @@ from . import (
     auction as auction,
     calibration as calibration,
     dispatch as dispatch,
+    frequency as frequency,
     insurance as insurance,
     lq as lq,
     mining as mining,

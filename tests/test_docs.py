@@ -43,7 +43,8 @@ def test_every_public_name_has_an_api_entry():
     missing = []
     for mod_name in ("mftg_jax", "mftg_jax.price", "mftg_jax.lq", "mftg_jax.calibration",
                      "mftg_jax.slides", "mftg_jax.tracking", "mftg_jax.dispatch",
-                     "mftg_jax.mining", "mftg_jax.insurance", "mftg_jax.auction"):  # fmt: skip
+                     "mftg_jax.mining", "mftg_jax.insurance", "mftg_jax.auction",
+                     "mftg_jax.frequency"):  # fmt: skip
         mod = importlib.import_module(mod_name)
         for name in dir(mod):
             obj = getattr(mod, name)

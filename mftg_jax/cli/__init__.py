@@ -29,6 +29,7 @@ _COMMANDS = (
     "mining",
     "auction",
     "insurance",
+    "frequency",
 )
 
 

@@ -39,3 +39,28 @@ from ._simulation import (
     simulate as simulate,
     simulate_paths as simulate_paths,
 )
+from ._vector_certificate import (
+    MatrixCertificate as MatrixCertificate,
+    vector_nash_gap as vector_nash_gap,
+)
+from ._vector_game import (
+    vector_dynamics as vector_dynamics,
+    vector_game_from_scalar as vector_game_from_scalar,
+    VectorAffine as VectorAffine,
+    VectorDynamics as VectorDynamics,
+    VectorJumps as VectorJumps,
+    VectorLQGame as VectorLQGame,
+    VectorRunningCost as VectorRunningCost,
+    VectorTerminalCost as VectorTerminalCost,
+    zero_vector_affine as zero_vector_affine,
+)
+from ._vector_riccati import (
+    solve_vector as solve_vector,
+    VectorGains as VectorGains,
+    VectorRiccatiSolution as VectorRiccatiSolution,
+    VectorValues as VectorValues,
+)
+from ._vector_simulation import (
+    simulate_vector as simulate_vector,
+    VectorMonteCarlo as VectorMonteCarlo,
+)

@@ -17,7 +17,10 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parents[2] / "mftg_jax"
-FAMILIES = ("price", "lq", "calibration", "tracking", "dispatch", "mining", "insurance", "auction")
+FAMILIES = (
+    "price", "lq", "calibration", "tracking", "dispatch", "mining", "insurance", "auction",
+    "frequency",
+)  # fmt: skip
 LEAVES = ("slides", "cli")
 CORE = ("_noise", "_simulation", "_certify")
 

@@ -1,0 +1,106 @@
+"""`mftg frequency`: JSON report, figures, bad input, the 39-bus case and the notebook."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from mftg_jax.cli import main
+from tests.helpers import execute_notebook
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "frequency.toml"
+KEYS = ("nadir_hz", "rocof_hz_per_s", "settling_time_s", "steady_state_frequency_deviation",
+        "kkt_residual", "dispatch", "dispatch_cost")  # fmt: skip
+
+
+def test_cli_json_and_figures(tmp_path, capsys):
+    # The example study (WSCC 9-bus, DAI, a 0.5 p.u. load step): the same compiled program
+    # as the closed-loop tests of test_frequency_control.py.
+    out = tmp_path / "out"
+    assert main(["frequency", str(EXAMPLE), "--json", "--out", str(out)]) == 0
+    rep = json.loads(capsys.readouterr().out)
+    for key in KEYS:
+        assert key in rep
+    assert rep["certified"] is True
+    assert rep["steady_state_source"] == "root_solve"
+    assert rep["kkt_residual"] < 1e-8
+    assert abs(rep["steady_state_frequency_deviation"]) < 1e-8
+    assert rep["dispatch_error"] < 1e-8
+    assert len(rep["dispatch"]) == 3
+    # The load step is covered by the units: sum u = delta.
+    assert sum(rep["dispatch"]) == pytest.approx(0.5, abs=1e-9)
+    assert rep["nadir_hz"] < 0 and rep["rocof_hz_per_s"] < 0
+    assert rep["dispatch_cost"] == pytest.approx(rep["optimal_dispatch_cost"], abs=1e-12)
+    saved = json.loads((out / "report.json").read_text())
+    assert saved["dispatch"] == rep["dispatch"]
+    for name in ("frequencies.png", "angles.png", "dispatch.png"):
+        assert (out / name).stat().st_size > 1000
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["nosuchcase"], "CASE_OR_CONFIG must be one of"),
+        (["wscc9", "--event", "load_step:5"], "--event must be"),
+        (["wscc9", "--event", "load_step:42:0.1"], "event.bus must be a bus number"),
+        (["wscc9", "--event", "generator_trip:7"], "event.generator must be in"),
+        (["wscc9", "--t1", "-1"], "--t1 must be in"),
+        (["wscc9", "--compare", "--scenarios", "1"], "at least 2 scenarios"),
+    ],
+)
+def test_cli_bad_arguments_exit_2(capsys, args, message):
+    assert main(["frequency", *args]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1
+    assert message in err
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ('case = "wscc9"\nbogus = 1\n', "unknown key bogus"),
+        ('case = "wscc9"\n[controller]\nkind = "pid"\n', "controller.kind must be one of"),
+        ('case = "wscc9"\n[controller]\ntime_constant = 0.0\n', "controller.time_constant"),
+        ('case = "wscc9"\n[costs]\na = [1.0, 2.0]\n', "costs.a must broadcast"),
+        ('case = "wscc9"\n[simulation]\nt1 = 5000.0\n', "simulation.t1 must be in"),
+        ('case = "nowhere.m"\n', "case must be one of"),
+        ('case = "wscc9"\n[event]\nkind = "quake"\n', "event.kind must be one of"),
+    ],
+)
+def test_cli_bad_config_exits_2(tmp_path, capsys, text, message):
+    path = tmp_path / "bad.toml"
+    path.write_text(text)
+    assert main(["frequency", str(path), "--json"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1
+    assert message in err
+
+
+@pytest.mark.slow
+def test_cli_ieee39_certified(capsys):
+    assert main(["frequency", "ieee39", "--controller", "dai", "--t1", "60", "--json"]) == 0
+    rep = json.loads(capsys.readouterr().out)
+    assert rep["certified"] is True
+    assert rep["kkt_residual"] < 1e-8 and rep["dispatch_error"] < 1e-8
+    assert len(rep["dispatch"]) == 10
+    assert np.sum(rep["dispatch"]) == pytest.approx(0.5, abs=1e-9)
+
+
+@pytest.mark.slow
+def test_cli_compare_monte_carlo(tmp_path, capsys):
+    assert main(["frequency", str(EXAMPLE), "--compare", "--scenarios", "16", "--json"]) == 0
+    rep = json.loads(capsys.readouterr().out)
+    mc = rep["monte_carlo"]["controllers"]
+    assert {"droop", "dai", "broadcast"} <= set(mc)
+    for kind, m in mc.items():
+        for name, v in m.items():
+            assert v["stderr"] >= 0, (kind, name)
+    # Secondary control restores the frequency, so it settles (to its final value) and
+    # pays for the energy; droop alone stays off nominal.
+    assert mc["droop"]["nadir_hz"]["mean"] < 0
+
+
+@pytest.mark.slow
+def test_notebook_runs(tmp_path):
+    execute_notebook("frequency", tmp_path, full=False, timeout=1200)
