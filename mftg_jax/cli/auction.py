@@ -12,6 +12,7 @@ import numpy as np
 
 from .. import auction as au
 from . import UsageError
+from ._args import integer
 from ._common import print_json, to_jsonable
 
 
@@ -27,7 +28,9 @@ def register(sub) -> None:
     p.add_argument("config", metavar="CONFIG.toml", help="auction configuration")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--out", metavar="DIR", help="write report.json and figures to DIR")
-    p.add_argument("--draws", type=int, default=None, help="Monte Carlo draws (override)")
+    p.add_argument(
+        "--draws", type=integer(2, 10**8), default=None, help="Monte Carlo draws (override)"
+    )
     p.set_defaults(func=run)
 
 

@@ -11,7 +11,7 @@ import numpy as np
 from .. import frequency as fq
 from .._toml import ConfigError, load
 from . import UsageError
-from ._args import integer
+from ._args import integer, real
 from ._common import check_finite, output_folder, print_json, to_jsonable
 
 # The certificate's threshold: residuals below it count as a certified steady state.
@@ -36,7 +36,9 @@ def register(sub) -> None:
         help="override [event]: load_step:BUS:DELTA[:TIME], generator_trip:G[:TIME], "
         "line_trip:LINE[:TIME] or none",
     )
-    p.add_argument("--t1", type=float, default=None, help="horizon in s (override)")
+    p.add_argument(
+        "--t1", type=real(0, 3600, open_lo=True), default=None, help="horizon in s (override)"
+    )
     p.add_argument(
         "--scenarios",
         type=integer(0, 100000),

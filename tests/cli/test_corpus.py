@@ -36,6 +36,17 @@ def hourly(n, price=lambda i: 40.0 + 10.0 * math.sin(i / 3.0) + (i * 7919 % 13),
 
 
 GOOD = hourly(600)
+
+
+def _one_bidder():
+    """The auction example cut after its first bidder (K = 1)."""
+    text = (EX / "auction.toml").read_text()
+    head, _, rest = text.partition("[[bidders]]")
+    first, _, _ = rest.partition("[[bidders]]")
+    tail = rest[rest.index("[solver]") :]
+    return head + "[[bidders]]" + first + tail
+
+
 LINES = GOOD.splitlines()
 
 
@@ -565,6 +576,80 @@ CASES = [
     *flags("calibrate", ["{d}"], "--r-share", [("0", None), ("1.5", None), ("nan", None)]),
     *flags("calibrate", ["{d}"], "--horizon", [("0", None), ("1e308", None), ("inf", None)]),
     ("calibrate-jumps", ["calibrate", "{d}", "--jumps", "many"], {"d": GOOD}, "--jumps"),
+    # ---- auction: configs and flags.
+    *[
+        (f"auction-{i}", ["auction", "{c}", "--json"], {"c": ("auction.toml", old, new)}, want)
+        for i, (old, new, want) in enumerate(
+            [
+                ('dist = "uniform"', 'dist = "cauchy"', "dist"),
+                ("lo = 0.0\nhi = 1.0", "lo = 1.5\nhi = 1.0", "lo"),
+                ("std = 0.2", "std = -0.2", "std"),
+                ("std = 0.2", "std = nan", "std"),
+                ("mean = 0.5", 'mean = "half"', "mean"),
+                ("a = 2.0", "a = 0.0", "a"),
+                ("a = 2.0", f"a = {BIG}", "a"),
+                ("lo = 0.1\nhi = 1.0", "lo = 0.1\nhi = 2.0", "hi"),
+                ("delta = 1e-4", "delta = 2.0", "delta"),
+                ("rtol = 1e-10", "rtol = -1.0", "rtol"),
+                ("degree = 32", "degree = 2", "degree"),
+                ("n_costs = 201", "n_costs = 0", "n_costs"),
+                ("n_bids = 2001", "n_bids = 1.5", "n_bids"),
+                ("n = 20000", "n = -1", "n"),
+                ("seed = 0", "seed = -1", "seed"),
+                ("demand = 1.0", "demand = inf", "demand"),
+                ("[solver]", "[solverr]", "solverr"),
+                ("delta = 1e-4", "delta = 1e-4\nspeed = 3", "speed"),
+            ]
+        )
+    ],
+    ("auction-one-bidder", ["auction", "{c}"], {"c": _one_bidder()}, "bidders"),
+    ("auction-missing", ["auction", "{tmp}/none.toml"], {}, "none.toml"),
+    ("auction-not-utf8", ["auction", "{c}"], {"c": b"\xff\xfe[[bidders]]\n"}, "UTF-8"),
+    *flags("auction", ["{c}"], "--draws", [("1", None), ("abc", None), ("1e9", None)]),
+    # ---- frequency: configs and flags.
+    *[
+        (f"frequency-{i}", ["frequency", "{c}", "--json"], {"c": ("frequency.toml", old, new)}, w)
+        for i, (old, new, w) in enumerate(
+            [
+                ('case = "wscc9"', 'case = "ieee9000"', "case"),
+                ('model = "nonlinear"', 'model = "quadratic"', "model"),
+                ("f0 = 60.0", "f0 = -60.0", "f0"),
+                ("generator_damping = 2.0", "generator_damping = -1.0", "generator_damping"),
+                ("load_damping = 0.0", "load_damping = nan", "load_damping"),
+                ("a = [1.0, 2.0, 4.0]", "a = [1.0, 2.0]", "a"),
+                ("a = [1.0, 2.0, 4.0]", 'a = [1.0, "x", 4.0]', "a"),
+                ('kind = "dai"', 'kind = "pid"', "kind"),
+                ("droop = 0.2", "droop = -0.2", "droop"),
+                ("time_constant = 1.0", "time_constant = 0.0", "time_constant"),
+                ("revision_rate = 5.0", "revision_rate = inf", "revision_rate"),
+                ('dynamics = "smith"', 'dynamics = "logit"', "dynamics"),
+                ('kind = "load_step"', 'kind = "earthquake"', "kind"),
+                ("bus = 5", "bus = 99", "bus"),
+                ("delta = 0.5", "delta = nan", "delta"),
+                ("time = 1.0", "time = -1.0", "time"),
+                ("t1 = 30.0", "t1 = 0.0", "t1"),
+                ("t1 = 30.0", "t1 = 1e308", "t1"),
+                ("n_save = 301", "n_save = 1", "n_save"),
+                ("rtol = 1e-6", "rtol = -1e-6", "rtol"),
+                ("rocof_window = 0.5", "rocof_window = 0.0", "rocof_window"),
+                ("settling_band = 0.01", "settling_band = -0.01", "settling_band"),
+                ("n_scenarios = 0", "n_scenarios = -3", "n_scenarios"),
+                ("std = 0.02", "std = -0.02", "std"),
+                ("[metrics]", "[metricz]", "metricz"),
+            ]
+        )
+    ],
+    ("frequency-unknown-case", ["frequency", "ieee9000"], {}, "ieee9000"),
+    ("frequency-bad-matpower", ["frequency", "{tmp}/x.m"], {}, "x.m"),
+    *flags(
+        "frequency",
+        ["wscc9"],
+        "--event",
+        [("load_step:5", None), ("load_step:five:0.1", None), ("quake:1", None), ("", None)],
+    ),
+    *flags("frequency", ["wscc9"], "--t1", FLOAT_BAD[:4] + [("0", None), ("1e6", None)]),
+    *flags("frequency", ["wscc9"], "--scenarios", [("-1", None), ("abc", None)]),
+    ("frequency-controller", ["frequency", "wscc9", "--controller", "pid"], {}, "--controller"),
     # ---- odd but valid: succeed with finite output.
     (
         "ok-solve-negative-price",
@@ -596,6 +681,7 @@ CASES = [
 
 # The regulate and dispatch/insurance flag cases need a config: the shipped example.
 DEFAULT_FILES = {
+    "auction": {"c": ("auction.toml", "", "")},
     "regulate": {"c": ("regulated_price.toml", "", "")},
     "dispatch": {"c": ("dispatch.toml", "", "")},
     "insurance": {"c": ("insurance.toml", "", "")},
