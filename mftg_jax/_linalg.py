@@ -25,16 +25,22 @@ from jaxtyping import Array, ArrayLike
 UNROLL_MAX = 24
 
 
+def _swap(M: Array, idx: Array, k, p, rk: Array, rp: Array) -> Array:
+    """Rows k and p of M exchanged by selection (exact; a no-op when p == k). An update
+    `M + e_k (r_p - r_k) + ...` would not be: `r_k + (r_p - r_k)` is not `r_p` in floating
+    point when the rows differ in scale, which is when pivoting matters."""
+    return jnp.where(
+        (idx == k)[:, None], rp[None, :], jnp.where((idx == p)[:, None], rk[None, :], M)
+    )
+
+
 def _eliminate_unrolled(M: Array, n: int) -> Array:
     idx = jnp.arange(n)
     for k in range(n):
         col = jnp.where(idx >= k, jnp.abs(M[:, k]), -1.0)
         p = jnp.argmax(col)
-        ek = (idx == k).astype(M.dtype)
-        ep = (idx == p).astype(M.dtype)
         rk, rp = M[k], jnp.take(M, p, axis=0)
-        # Row swap k <-> p as a rank-two update (a no-op when p == k).
-        M = M + ek[:, None] * (rp - rk)[None, :] + ep[:, None] * (rk - rp)[None, :]
+        M = _swap(M, idx, k, p, rk, rp)
         f = jnp.where(idx > k, M[:, k] / M[k, k], 0.0)
         M = M - f[:, None] * M[k][None, :]
     return M
@@ -47,11 +53,9 @@ def _eliminate_loop(M: Array, n: int) -> Array:
         colk = jax.lax.dynamic_index_in_dim(M, k, axis=1, keepdims=False)
         col = jnp.where(idx >= k, jnp.abs(colk), -1.0)
         p = jnp.argmax(col)
-        ek = (idx == k).astype(M.dtype)
-        ep = (idx == p).astype(M.dtype)
         rk = jax.lax.dynamic_index_in_dim(M, k, axis=0, keepdims=False)
         rp = jax.lax.dynamic_index_in_dim(M, p, axis=0, keepdims=False)
-        M = M + ek[:, None] * (rp - rk)[None, :] + ep[:, None] * (rk - rp)[None, :]
+        M = _swap(M, idx, k, p, rk, rp)
         colk = jax.lax.dynamic_index_in_dim(M, k, axis=1, keepdims=False)
         rk = jax.lax.dynamic_index_in_dim(M, k, axis=0, keepdims=False)
         pivot = jax.lax.dynamic_index_in_dim(rk, k, keepdims=False)
@@ -112,7 +116,7 @@ def small_solve(A: ArrayLike, b: ArrayLike) -> Array:
     n = A.shape[-1]
     if A.ndim < 2 or A.shape[-2] != n:
         raise ValueError(f"small_solve: A must be square (..., n, n), got shape {A.shape}")
-    vector = b.ndim == A.ndim - 1
+    vector = b.ndim == 1 or b.ndim == A.ndim - 1
     B = b[..., None] if vector else b
     if B.shape[-2] != n:
         raise ValueError(f"small_solve: b has {B.shape[-2]} rows for an {n} x {n} matrix")
@@ -135,7 +139,8 @@ def _solve_batched(A: Array, B: Array) -> Array:
 #: polynomial at norm 1/2 is below 2^-18 / 19! < 1e-22 relative, under float64 rounding.
 _TAYLOR_DEGREE = 18
 _THETA = 0.5
-#: Squarings available: norms up to 0.5 * 2^64 (beyond that the exponential overflows anyway).
+#: Squarings available: norms up to 0.5 * 2^64. Beyond that the result is not accurate (nor is
+#: any scaling-and-squaring result well before it: the error grows like norm * eps).
 _MAX_SQUARINGS = 64
 
 

@@ -40,12 +40,29 @@ def fingerprint(model, key, spec, batch_size: int, n_dev: int) -> str:
 
 
 def default_path(fp: str) -> str:
-    """The checkpoint file of fingerprint `fp`, in the temporary directory."""
-    return os.path.join(tempfile.gettempdir(), "mftg-simulate", f"{fp}.npz")
+    """The checkpoint file of fingerprint `fp`, in a folder of the user's own in the temporary
+    directory (a shared machine's other users cannot block it)."""
+    user = str(os.getuid()) if hasattr(os, "getuid") else os.environ.get("USERNAME", "user")
+    return os.path.join(tempfile.gettempdir(), f"mftg-simulate-{user}", f"{fp}.npz")
 
 
-def save(path: str, fp: str, done: int, acc, edges: dict) -> None:
-    """Write the state after `done` batches to `path` atomically (temporary file, replace)."""
+def save(path: str, fp: str, done: int, acc, edges: dict) -> bool:
+    """Write the state after `done` batches to `path` atomically (temporary file, replace).
+
+    A checkpoint that cannot be written (a full or read-only disk, a folder of another user)
+    does not stop the run: it gives a warning and False, and the run goes on without it."""
+    try:
+        _save(path, fp, done, acc, edges)
+    except OSError as e:
+        warnings.warn(
+            f"cannot write the checkpoint {path} ({e.strerror or e}); going on without it",
+            stacklevel=3,
+        )
+        return False
+    return True
+
+
+def _save(path: str, fp: str, done: int, acc, edges: dict) -> None:
     payload = {f"acc_{i}": np.asarray(x) for i, x in enumerate(jax.tree.leaves(acc))}
     payload |= {f"edges_{k}": np.asarray(v) for k, v in edges.items()}
     payload |= {"fingerprint": np.asarray(fp), "done": np.asarray(done)}

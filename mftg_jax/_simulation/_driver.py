@@ -21,6 +21,7 @@ and returns bit for bit the statistics of an uninterrupted run.
 """
 
 import abc
+import contextlib
 import os
 import time
 from typing import Any
@@ -321,13 +322,15 @@ def run_ensemble(
                 acc = st if acc is None else _merge(acc, st)
             b = batches[-1]
             if ck_path is not None and b + 1 < n_batches and rank == 0:
-                _checkpoint.save(ck_path, fp, b + 1, acc, edges)
+                if not _checkpoint.save(ck_path, fp, b + 1, acc, edges):
+                    ck_path = None
             bar.update(len(batches))
             bar.set_postfix(path_steps_per_s=f"{steps_per_batch * (b + 1) / max(run_s, 1e-12):.3g}")
     finally:
         bar.close()
-    if ck_path is not None and rank == 0 and os.path.exists(ck_path):
-        os.remove(ck_path)
+    if ck_path is not None and rank == 0:
+        with contextlib.suppress(FileNotFoundError):  # an identical run may have removed it
+            os.remove(ck_path)
 
     M = n_common
     mom = acc["moments"]

@@ -190,6 +190,7 @@ def synthetic():
     return param, y, t, u
 
 
+@pytest.mark.slow  # a long check: `make test-slow`
 def test_gradient_against_finite_differences(synthetic):
     param, y, t, u = synthetic
 

@@ -720,10 +720,12 @@ def _finite(x) -> bool:
 class _Compiles:
     def __init__(self):
         self.seconds = 0.0
+        self.longest = 0.0
 
     def __call__(self, event, seconds, **kw):
         if event == "/jax/core/compile/backend_compile_duration":
             self.seconds += seconds
+            self.longest = max(self.longest, seconds)
 
 
 # The successes that compile a solver are slow here (a compile of ~15-50 s on a busy
@@ -769,7 +771,9 @@ def test_corpus(case, tmp_path, capsys, monkeypatch):
     # Nothing written, and the input rejected before any program was compiled (eager
     # operations of a constructor's checks compile in milliseconds).
     assert set(tmp_path.iterdir()) == before
-    assert compiles.seconds < 1.0, compiles.seconds
+    # A solver or simulation compiles for seconds; the eager operations of a constructor's
+    # checks compile in milliseconds each (a total would be at the mercy of the machine's load).
+    assert compiles.longest < 1.0, (compiles.longest, compiles.seconds)
 
 
 def test_corpus_size():

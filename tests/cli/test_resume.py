@@ -68,14 +68,27 @@ def killed_and_reference(tmp_path_factory):
     return ck, proc.returncode, reference
 
 
-def test_killed_run_resumes_bit_for_bit(capsys, killed_and_reference):
+def test_killed_run_resumes_bit_for_bit(capsys, monkeypatch, killed_and_reference):
+    from mftg_jax._simulation import _checkpoint
+
     ck, returncode, reference = killed_and_reference
     assert returncode == -signal.SIGKILL, ck.with_suffix(".log").read_text()
     with np.load(ck) as z:
         done = int(z["done"])
     assert 1 <= done < 100, done
-    # The same command again: resumes after batch `done`, removes its checkpoint at the end.
+    # The same command again: resumes after batch `done` (the checkpoint is really loaded,
+    # not ignored for another run's), removes its checkpoint at the end.
+    loaded = []
+    real_load = _checkpoint.load
+
+    def spy(*a, **kw):
+        got = real_load(*a, **kw)
+        loaded.append(None if got is None else got[0])
+        return got
+
+    monkeypatch.setattr(_checkpoint, "load", spy)
     assert main([*ARGS, "--json", "--checkpoint", str(ck)]) == 0
+    assert loaded == [done], loaded
     assert _numbers(capsys.readouterr().out) == reference
     assert not ck.exists()
 

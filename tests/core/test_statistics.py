@@ -164,6 +164,7 @@ def test_batches_merge_to_the_one_pass_statistics(batched):
     assert np.all(np.abs(batched.p_quantiles - q) <= width)
 
 
+@pytest.mark.slow  # a long check: `make test-slow`
 def test_eight_devices_give_the_one_device_result(sharded_run, batched):
     out, err = sharded_run.communicate(timeout=600)
     assert sharded_run.returncode == 0, err[-3000:]

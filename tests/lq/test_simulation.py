@@ -98,6 +98,7 @@ def test_engine_agrees_with_the_independent_reference_simulator():
     assert np.all(np.abs(z) < 4), z
 
 
+@pytest.mark.slow  # a long check: `make test-slow`
 def test_results_do_not_depend_on_batching_or_on_the_number_of_paths():
     sol, sim = run(False)
     spec = mj.EnsembleSpec(

@@ -207,6 +207,7 @@ def test_float32_matches_float64_within_monte_carlo_error(game, exp64):
     np.testing.assert_array_less(np.abs(est32 - est64), 4 * math.sqrt(2) * se)
 
 
+@pytest.mark.slow  # a long check: `make test-slow`
 def test_pathwise_gradient_matches_finite_differences(game):
     def mean_p(eta, a):
         mk = game.market

@@ -14,6 +14,7 @@ def _json(capsys, argv):
     return json.loads(capsys.readouterr().out)
 
 
+@pytest.mark.slow  # a long check: `make test-slow`
 def test_scenario_2_json_both_conventions(capsys):
     rep = _json(capsys, ["scenario", "2", "--json"])
     sol, rate = price_and_costs()
