@@ -10,12 +10,16 @@ import numpy as np
 
 from .. import frequency as fq
 from .._toml import ConfigError, load
-from . import UsageError
+from . import CertificateFailure, UsageError
 from ._args import integer, real
 from ._common import check_finite, output_folder, print_json, to_jsonable
 
-# The certificate's threshold: residuals below it count as a certified steady state.
+# The certificate's threshold: residuals below it count as a certified steady state (the KKT
+# residual is relative: scaled by 1 + sum of the bound magnitudes, see kkt_certificate).
 TOLERANCE = 1e-8
+# The controllers whose steady state must reach the economic dispatch: an uncertified one
+# exits 1. Droop and LQ feedback leave a frequency offset and are not expected to reach it.
+SECONDARY = ("dai", "broadcast", "population")
 
 
 def register(sub) -> None:
@@ -26,10 +30,12 @@ def register(sub) -> None:
         "study in CONFIG.toml under a controller and an event; report the frequency nadir, "
         "RoCoF and settling time and certify the steady state (frequency restored, KKT "
         "conditions of the economic dispatch, the dispatch equal to the one computed "
-        "directly).",
+        "directly). Exit status 1 when a secondary controller (dai, broadcast, population) "
+        "does not reach a certified steady state; droop and lq leave a frequency offset, "
+        "are not expected to reach the dispatch and report certified: false with status 0.",
     )
     p.add_argument("config", metavar="CASE_OR_CONFIG", help="a case name or a TOML study")
-    p.add_argument("--controller", choices=fq._config.CONTROLLERS, help="override [controller]")
+    p.add_argument("--controller", choices=fq.CONTROLLERS, help="override [controller]")
     p.add_argument(
         "--event",
         metavar="SPEC",
@@ -48,7 +54,7 @@ def register(sub) -> None:
     p.add_argument(
         "--compare",
         action="store_true",
-        help="Monte Carlo comparison of droop, dai and broadcast (and lq where available)",
+        help="Monte Carlo comparison of droop, dai, broadcast and lq",
     )
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--out", metavar="DIR", help="write report.json and figures to DIR")
@@ -97,11 +103,11 @@ def _read(args) -> fq.FrequencyConfig:
                 d["loads"]["n_scenarios"] = args.scenarios
         return fq.config_from_dict(d, base)
 
-    if args.config in fq._cases.CASES:
+    if args.config in fq.CASES:
         return build({"case": args.config, "event": {"kind": "load_step"}}, ".")
     if not args.config.endswith(".toml"):
         raise UsageError(
-            f"CASE_OR_CONFIG must be one of {', '.join(fq._cases.CASES)} or a .toml file, "
+            f"CASE_OR_CONFIG must be one of {', '.join(fq.CASES)} or a .toml file, "
             f"got {args.config!r}"
         )
     base = os.path.dirname(os.path.abspath(args.config))
@@ -119,7 +125,7 @@ def frequency_report(cfg: fq.FrequencyConfig, kind: str | None = None):
         raise UsageError("the simulation failed (non-finite state); try smaller rtol/atol")
     met = fq.frequency_metrics(net, traj.ts, traj.omega, traj.u, window=cfg.rocof_window,
                                band=cfg.settling_band, t_event=ev.time)  # fmt: skip
-    gens = fq._cases.generator_buses(net)
+    gens = fq.generator_buses(net)
     root = bool(cert.converged) and float(cert.vector_field_residual) < TOLERANCE
     two_pi = 2 * np.pi
     if root:
@@ -163,6 +169,8 @@ def frequency_report(cfg: fq.FrequencyConfig, kind: str | None = None):
                 + np.asarray(net.cost_b) * np.asarray(cert.optimal_dispatch)
             )
         ),  # fmt: skip
+        "balance_residual_pu": cert.balance_residual if root else None,
+        "complementarity_residual": cert.complementarity_residual if root else None,
         "price": cert.price if root else None,
         "marginal_cost_spread": cert.marginal_cost_spread if root else None,
         "vector_field_residual": cert.vector_field_residual if root else None,
@@ -186,7 +194,13 @@ def _monte_carlo(cfg: fq.FrequencyConfig, kinds) -> dict:
                             band=cfg.settling_band)  # fmt: skip
         out[kind] = {
             name: {"mean": getattr(mc.mean, name), "stderr": getattr(mc.stderr, name)}
-            for name in ("nadir_hz", "rocof_hz_per_s", "settling_time_s", "control_cost")
+            for name in (
+                "nadir_hz",
+                "rocof_hz_per_s",
+                "settling_time_s",
+                "control_cost",
+                "final_deviation_hz",
+            )
         }
     return {"n_scenarios": cfg.n_scenarios, "load_std": cfg.load_std,
             "load_common_std": cfg.load_common_std, "seed": cfg.seed,
@@ -203,7 +217,7 @@ def _figures(folder: str, cfg, traj, rep) -> None:
         return
     net = cfg.network
     ts = np.asarray(traj.ts)
-    gens = fq._cases.generator_buses(net)
+    gens = fq.generator_buses(net)
     fig, ax = plt.subplots(figsize=(6, 3.5))
     for k, g in enumerate(gens):
         ax.plot(ts, np.asarray(traj.omega)[:, g] / (2 * np.pi) * 1e3, label=f"generator {k + 1}")
@@ -248,7 +262,7 @@ def run(args: argparse.Namespace) -> int:
         if cfg.n_scenarios < 2:
             raise UsageError("a Monte Carlo needs at least 2 scenarios (--scenarios N)")
         kinds = ["droop", "dai", "broadcast"] if args.compare else [rep["controller"]]
-        if args.compare and fq._config.lq_available():
+        if args.compare:
             kinds.append("lq")
         rep["monte_carlo"] = _monte_carlo(cfg, kinds)
     check_finite(rep)
@@ -257,8 +271,17 @@ def run(args: argparse.Namespace) -> int:
             with open(os.path.join(folder, "report.json"), "w") as f:
                 json.dump(to_jsonable(rep), f, indent=1)
             _figures(folder, cfg, traj, rep)
+    failed = rep["controller"] in SECONDARY and not rep["certified"]
+    message = (
+        f"the {rep['controller']} steady state is not certified (frequency deviation "
+        f"{rep['steady_state_frequency_deviation']:.3g} Hz, KKT residual "
+        f"{rep['kkt_residual']:.3g}, dispatch error {rep['dispatch_error']:.3g} p.u., "
+        f"threshold {TOLERANCE:g}, {rep['steady_state_source']})"
+    )
     if args.json:
         print_json(rep)
+        if failed:
+            raise CertificateFailure(message)
         return 0
     print(f"{rep['case']} ({rep['n_buses']} buses, {rep['model']}), controller "
           f"{rep['controller']}, {rep['event']}")  # fmt: skip
@@ -279,4 +302,6 @@ def run(args: argparse.Namespace) -> int:
         )
     if args.out:
         print(f"  wrote {args.out}/report.json, frequencies.png, angles.png, dispatch.png")
+    if failed:
+        raise CertificateFailure(message)
     return 0

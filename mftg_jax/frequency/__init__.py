@@ -17,10 +17,16 @@ from ._algebraic import (
     solve_passive_unrolled as solve_passive_unrolled,
 )
 from ._andes import andes_tds as andes_tds
-from ._cases import load_case as load_case, read_matpower as read_matpower
+from ._cases import (
+    CASES as CASES,
+    generator_buses as generator_buses,
+    load_case as load_case,
+    read_matpower as read_matpower,
+)
 from ._config import (
     build_controller as build_controller,
     config_from_dict as config_from_dict,
+    CONTROLLERS as CONTROLLERS,
     FrequencyConfig as FrequencyConfig,
     load_config as load_config,
 )
@@ -75,7 +81,10 @@ from ._metrics import (
     MonteCarloMetrics as MonteCarloMetrics,
 )
 from ._network import islands as islands, Network as Network
-from ._population import PopulationDispatch as PopulationDispatch
+from ._population import (
+    complete_communication as complete_communication,
+    PopulationDispatch as PopulationDispatch,
+)
 from ._secondary import (
     best_response as best_response,
     DistributedAveragingIntegral as DistributedAveragingIntegral,

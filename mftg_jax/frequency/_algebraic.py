@@ -12,7 +12,11 @@ Split the buses into dynamic ($d$: generator and frequency-responsive) and passi
 - Nonlinear model: $0 = P_p - \sum_j B_{pj}\sin(\theta_p - \theta_j)$ is solved for
   $\theta_p$ by Newton's method (optimistix) at every evaluation of the vector field, started
   from the linear (small-angle) solution; gradients pass by the implicit function theorem
-  (`optimistix.ImplicitAdjoint`, the default of `optimistix.root_find`).
+  (`optimistix.ImplicitAdjoint`, the default of `optimistix.root_find`). The unrolled
+  variant ([`solve_passive_unrolled`][mftg_jax.frequency.solve_passive_unrolled], the default
+  of [`simulate`][mftg_jax.frequency.simulate]) solves its Newton systems with
+  `mftg_jax._linalg.small_solve` (no LAPACK call, safe under `jax.vmap`); the optimistix path
+  factorises with lineax's LU, a LAPACK call, and is meant for unbatched use.
 """
 
 import equinox as eqx
@@ -22,6 +26,7 @@ from jaxtyping import Array, Float
 import numpy as np
 import optimistix as optx
 
+from .._linalg import small_solve
 from ._network import GENERATOR, Network, PASSIVE
 
 
@@ -82,8 +87,8 @@ def kron_reduce(network: Network, theta_star=None) -> KronReduction:
     Lpd, Lpp = L[pas][:, dyn], L[pas][:, pas]
     if len(pas) == 0:
         return KronReduction(Ldd, -q[dyn], jnp.zeros((0, len(dyn))), jnp.zeros((0,)))
-    K = -jnp.linalg.solve(Lpp, Lpd)
-    k = jnp.linalg.solve(Lpp, network.P[pas] - q[pas])
+    K = -small_solve(Lpp, Lpd)
+    k = small_solve(Lpp, network.P[pas] - q[pas])
     return KronReduction(Ldd + Ldp @ K, -q[dyn] - Ldp @ k, K, k)
 
 
@@ -137,7 +142,7 @@ def equilibrium(network: Network, *, rtol: float = 1e-12, atol: float = 1e-12) -
     **Returns:** $\theta^\star$, shape `(n,)` (rad).
     """
     L = network.laplacian()
-    guess = jnp.linalg.solve(L[1:, 1:], network.P[1:])
+    guess = small_solve(L[1:, 1:], network.P[1:])
     sol = optx.root_find(
         _balance_residual,
         optx.Newton(rtol=rtol, atol=atol),
@@ -180,10 +185,13 @@ def solve_passive_unrolled(network: Network, theta_d, P_p=None, *, guess=None,
 
     def newton(f, x):
         for _ in range(iterations):
-            x = x + jnp.linalg.solve(_passive_jacobian(network, full(x)), f(x))
+            x = x + small_solve(_passive_jacobian(network, full(x)), f(x))
         return x
 
     def tangent_solve(g, y):
-        return jnp.linalg.solve(jax.jacfwd(g)(y), y)
+        # g is linear: its matrix does not depend on y, and the explicit inverse keeps the
+        # solve linear in y (transposable for reverse mode).
+        J = jax.jacfwd(g)(jnp.zeros_like(y))
+        return small_solve(J, jnp.eye(y.shape[0], dtype=J.dtype)) @ y
 
     return jax.lax.custom_root(residual, guess, newton, tangent_solve)

@@ -118,7 +118,12 @@ def load_case(
         raise ValueError(f"{path}: mpc.gendyn needs H > 0 and xd1 > 0")
     omega_s = 2 * np.pi * f0
     ng = len(gen)
-    Dg = np.broadcast_to(np.asarray(generator_damping, dtype=float), (ng,))
+    Dg = np.asarray(generator_damping, dtype=float)
+    if Dg.ndim > 1 or (Dg.ndim == 1 and Dg.shape != (ng,)):
+        raise ValueError(
+            f"generator_damping must be a scalar or one per generator ({ng}), got shape {Dg.shape}"
+        )
+    Dg = np.broadcast_to(Dg, (ng,))
     if np.any(Dg < 0) or not np.all(np.isfinite(Dg)):
         raise ValueError(f"generator_damping must be >= 0, got {generator_damping}")
 
@@ -140,7 +145,9 @@ def load_case(
     D_bus = np.where(kind_bus == RESPONSIVE, load_damping * Pd / omega_s, 0.0)
     if internal_nodes:
         V = vm[gbus] * np.exp(1j * va[gbus])
-        S = (gen[:, 1] + 1j * gen[:, 2]) / base
+        # The generators' lossless injections (the slack's net of the losses), so that the
+        # internal EMF matches the power the internal bus injects.
+        S = Pg + 1j * gen[:, 2] / base
         E = V + 1j * xd1 * np.conj(S / V)
         n = n_bus + ng
         kind = np.concatenate([kind_bus, np.full(ng, GENERATOR)])

@@ -46,9 +46,11 @@ The format (every table but the case is optional; values shown are the defaults)
     common_std = 0.02         # a common (system-wide) deviation added at every load bus
     seed = 0
 
-The system starts at the synchronous equilibrium of the pre-event economic dispatch. A
-tripped generator is not dispatchable (its control bounds are zero), so that the dispatch
-after the trip is over the units still connected.
+The system starts at the synchronous equilibrium of the pre-event economic dispatch (every
+unit, the one to be tripped included). From the trip on, the tripped generator's control
+bounds are zero ([`generator_trip`][mftg_jax.frequency.generator_trip]), so that the dispatch
+after the trip is over the units still connected; a post-event demand outside the units'
+combined bounds is rejected (`event.delta` or `event.generator`).
 """
 
 import os
@@ -61,11 +63,13 @@ from .._toml import array, ConfigError, integer, load, number, table, unknown
 from ._cases import case_path, CASES, generator_buses, load_case, read_matpower
 from ._controller import AbstractController, Droop
 from ._events import Event, generator_trip, line_trip, load_step
+from ._lq import lq_controller
 from ._network import Network
-from ._population import PopulationDispatch
+from ._population import complete_communication, PopulationDispatch
 from ._secondary import DistributedAveragingIntegral, GatherBroadcast, ring_communication
 
 CONTROLLERS = ("droop", "dai", "broadcast", "population", "lq")
+"""The controller kinds of `[controller] kind` (and of `mftg frequency --controller`)."""
 EVENTS = ("load_step", "generator_trip", "line_trip", "none")
 _TOP = {"case", "model", "f0", "generator_damping", "load_damping", "costs", "controller",
         "event", "simulation", "metrics", "loads"}  # fmt: skip
@@ -113,15 +117,6 @@ class FrequencyConfig(eqx.Module):
         return build_controller(self.network, kind or self.controller_kind, dict(self.gains))
 
 
-def lq_available() -> bool:
-    """Whether the LQ feedback controller of the linearised network is installed."""
-    try:
-        from . import _lq  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
 def build_controller(network: Network, kind: str, gains: dict) -> AbstractController:
     """A controller of `kind` (`droop`, `dai`, `broadcast`, `population`, `lq`) for
     `network` with the `[controller]` `gains` (module docstring; missing ones default)."""
@@ -136,19 +131,13 @@ def build_controller(network: Network, kind: str, gains: dict) -> AbstractContro
         return GatherBroadcast(gains.get("time_constant", 1.0), droop)
     if kind == "population":
         return PopulationDispatch(
-            ring_communication(network),
+            complete_communication(network),
             gains.get("revision_rate", 5.0),
             gains.get("mass_gain", 2.0),
             droop,
             dynamics=gains.get("dynamics", "smith"),
         )
     if kind == "lq":
-        try:
-            from ._lq import lq_controller  # type: ignore[attr-defined]
-        except ImportError:
-            raise ConfigError(
-                "controller.kind 'lq' is not available in this installation"
-            ) from None
         return lq_controller(network)[0]
     raise ConfigError(f"controller.kind must be one of {', '.join(CONTROLLERS)}, got {kind!r}")
 
@@ -191,6 +180,23 @@ def _event(d: dict, network: Network, mpc: dict, n_bus: int):
     return line_trip(network, line - 1, time), label, None
 
 
+def _check_feasible(network: Network, event: Event, e) -> None:
+    """`ConfigError` naming the event unless the post-event dispatch is feasible."""
+    after = event.after(network)
+    c = np.asarray(after.controllable)
+    lo = float(np.sum(np.asarray(after.u_min)[c]))
+    hi = float(np.sum(np.asarray(after.u_max)[c]))
+    r = -float(np.sum(np.asarray(after.P)))
+    if lo - 1e-9 <= r <= hi + 1e-9:
+        return
+    kind = e.get("kind", "load_step") if isinstance(e, dict) else "event"
+    field = {"load_step": "event.delta", "generator_trip": "event.generator"}.get(kind, "event")
+    raise ConfigError(
+        f"{field} makes the post-event dispatch infeasible: the units cover [{lo:g}, {hi:g}] "
+        f"p.u., the post-event demand is {r:g} p.u."
+    )
+
+
 def config_from_dict(d: dict, base_dir: str = ".") -> FrequencyConfig:
     """Build a [`FrequencyConfig`][mftg_jax.frequency.FrequencyConfig] from parsed TOML
     (module docstring); a bad key or value raises [`mftg_jax.ConfigError`][] naming it."""
@@ -228,13 +234,9 @@ def config_from_dict(d: dict, base_dir: str = ".") -> FrequencyConfig:
         network,
         (network.cost_a.at[gens].set(a), network.cost_b.at[gens].set(b)),
     )
-    event, label, tripped = _event(d, network, mpc, len(mpc["bus"]))
-    if tripped is not None:
-        network = eqx.tree_at(
-            lambda n: (n.u_min, n.u_max),
-            network,
-            (network.u_min.at[tripped].set(0.0), network.u_max.at[tripped].set(0.0)),
-        )
+    # A generator trip zeroes the tripped unit's control bounds from the event on (Event.after).
+    event, label, _ = _event(d, network, mpc, len(mpc["bus"]))
+    _check_feasible(network, event, d.get("event", {}))
     ct = table(d, "controller", required=False)
     unknown("controller.", ct, _CONTROLLER)
     kind = ct.get("kind", "dai")

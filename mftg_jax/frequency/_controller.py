@@ -74,6 +74,10 @@ class Droop(AbstractController):
 
     def gains(self, network: Network) -> Float[Array, " n"]:
         """The effective gain per bus: `gain` at controllable buses, 0 elsewhere."""
+        if self.gain.ndim == 1 and self.gain.shape != (network.n,):
+            raise ValueError(
+                f"Droop.gain must be a scalar or one per bus (n={network.n}), got {self.gain.shape}"
+            )
         k = jnp.broadcast_to(self.gain, (network.n,))
         return jnp.where(network.controllable, k, 0.0)
 

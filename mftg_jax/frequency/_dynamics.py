@@ -9,9 +9,12 @@ equations (Newton or Kron, [`solve_passive`][mftg_jax.frequency.solve_passive],
 $$\dot\theta_g = \omega_g,\quad M_g\dot\omega_g = P_g + u_g - P^e_g(\theta) - D_g\omega_g,\quad
 D_r\dot\theta_r = P_r + u_r - P^e_r(\theta),\quad \dot z = \rho(t, \theta, \omega, z),$$
 
-$u = \kappa(t, \theta, \omega, z)$ the controller's injection (zero at passive buses; at a
-frequency-responsive bus the controller sees that bus's uncontrolled frequency
-$(P_r - P^e_r)/D_r$).
+$u = \kappa(t, \theta, \omega, z)$ the controller's injection (zero at passive buses). At a
+frequency-responsive bus $\omega_r$ solves $D_r\omega_r = P_r - P^e_r + u_r(\omega_r)$: for
+[`Droop`][mftg_jax.frequency.Droop] exactly, $\omega_r = (P_r - P^e_r)/(D_r + k_r)$ while
+the bound is inactive and $(P_r - P^e_r + u_r)/D_r$ at a saturated bound; any other
+controller must not act on responsive buses through $\omega$ (a droop term of a secondary
+controller at a controllable responsive bus is rejected by `simulate`).
 """
 
 import diffrax
@@ -21,6 +24,7 @@ import jax.numpy as jnp
 from jaxtyping import Array, Float, PyTree
 import numpy as np
 
+from .._validation import is_concrete
 from ._algebraic import (
     bus_groups,
     equilibrium,
@@ -28,7 +32,7 @@ from ._algebraic import (
     solve_passive,
     solve_passive_unrolled,
 )
-from ._controller import AbstractController, NoControl
+from ._controller import AbstractController, Droop, NoControl
 from ._events import Event
 from ._network import Network, RESPONSIVE
 
@@ -58,9 +62,36 @@ class Trajectory(eqx.Module):
         return self.omega / (2 * jnp.pi)
 
 
-def coi_frequency(traj: Trajectory, network: Network) -> Float[Array, " T"]:
-    r"""The centre-of-inertia frequency deviation $\sum_g M_g\omega_g / \sum_g M_g$ (rad/s)."""
-    return traj.omega @ network.M / jnp.sum(network.M)
+def _coi_weights(network: Network, event: Event | None = None, ts=None) -> Array:
+    # Weights summing to one, (n,) or (T, n) with an event: M_i, a bus left without a closed
+    # line (a tripped rotor) dropped from the event time on; without inertia the responsive
+    # buses' D_i, and without those the dynamic buses' uniform average.
+    dyn = jnp.asarray(np.asarray(network.kind) != 2, float)
+    if event is None:
+        keep = jnp.ones(network.n)
+    else:
+        E = jnp.asarray(np.abs(network.incidence()))
+        connected = ((E @ (network.line_B * event.line_scale)) > 0).astype(float)
+        on = jnp.asarray(ts)[:, None] >= event.time
+        keep = jnp.where(on, connected[None, :], 1.0)
+    M, D, dyn = (jnp.broadcast_to(x, keep.shape) for x in (network.M, network.D * dyn, dyn))
+    w = M * keep
+    w = jnp.where(jnp.sum(w, axis=-1, keepdims=True) > 0, w, D * keep)
+    w = jnp.where(jnp.sum(w, axis=-1, keepdims=True) > 0, w, dyn)
+    return w / jnp.sum(w, axis=-1, keepdims=True)
+
+
+def coi_frequency(traj: Trajectory, network: Network, event: Event | None = None
+                  ) -> Float[Array, " T"]:  # fmt: skip
+    r"""The centre-of-inertia frequency deviation $\sum_g M_g\omega_g / \sum_g M_g$ (rad/s).
+
+    With the (unbatched) `event` of the trajectory, a generator left without a closed line
+    (a tripped unit's rotor) is left out of the sums from the event time on. Without inertia
+    ($\sum M = 0$) the average is weighted by the frequency-responsive buses' $D_i$ (never
+    NaN).
+    """
+    w = _coi_weights(network, event, traj.ts)
+    return jnp.sum(traj.omega * jnp.broadcast_to(w, traj.omega.shape), axis=-1)
 
 
 class _Field(eqx.Module):
@@ -111,9 +142,15 @@ def _outputs(t, y, args, model, newton, with_rates):
         Pe = net.electrical_power(theta)
     omega = jnp.zeros(n).at[gen].set(omega_g)
     Dr = jnp.where(network.D[resp] > 0, network.D[resp], 1.0)
-    omega = omega.at[resp].set((P[resp] - Pe[resp]) / Dr)
+    x = P[resp] - Pe[resp]
+    # The responsive buses' algebraic equation D_r omega_r = x_r + u_r(omega_r). For droop,
+    # u_r = clip(-k_r omega_r, lo, hi): D_r omega - u_r(omega) is increasing, so the root is
+    # (x_r + u_r(x_r / (D_r + k_r))) / D_r (the unclipped root decides the active piece).
+    # Other controllers do not feed omega_r back at responsive buses (checked in simulate).
+    k_r = controller.gains(net)[resp] if isinstance(controller, Droop) else 0.0
+    omega = omega.at[resp].set(x / (Dr + k_r))
     u = controller.control(t, theta, omega, z, net).at[pas].set(0.0)
-    omega = omega.at[resp].set((P[resp] + u[resp] - Pe[resp]) / Dr)
+    omega = omega.at[resp].set((x + u[resp]) / Dr)
     if not with_rates:
         return theta, omega, u, z
     Mg = network.M[gen]
@@ -167,7 +204,7 @@ def simulate(
     *,
     ts,
     model: str = "nonlinear",
-    newton: str = "optimistix",
+    newton: str = "unrolled",
     loads=None,
     theta0=None,
     omega0=None,
@@ -191,11 +228,12 @@ def simulate(
     - `ts`: the save times (s), increasing; the solve runs from `ts[0]` to `ts[-1]`.
     - `model`: `"nonlinear"` ($\sin$ coupling, Newton on the passive buses) or `"linear"`
       (linearised at `theta0`, Kron reduction).
-    - `newton`: the nonlinear passive solve, `"optimistix"` (`optimistix.Newton`, implicit
-      adjoint; [`solve_passive`][mftg_jax.frequency.solve_passive]) or `"unrolled"` (a fixed
-      number of Newton steps, `jax.lax.custom_root`;
-      [`solve_passive_unrolled`][mftg_jax.frequency.solve_passive_unrolled]), the fast one
-      under `jax.vmap`.
+    - `newton`: the nonlinear passive solve, `"unrolled"` (default: a fixed number of Newton
+      steps solved by `mftg_jax._linalg.small_solve`, `jax.lax.custom_root`;
+      [`solve_passive_unrolled`][mftg_jax.frequency.solve_passive_unrolled]), which batches
+      under `jax.vmap` without LAPACK calls, or `"optimistix"` (`optimistix.Newton`, implicit
+      adjoint, LU by LAPACK; [`solve_passive`][mftg_jax.frequency.solve_passive]) for
+      unbatched use.
     - `loads`: `None`, or a Module with `evaluate(t)` giving a load deviation $\Delta P(t)$
       of shape `(n,)` added to $P$ (nonlinear model only).
     - `theta0`, `omega0`: the initial angles and frequency deviations, shape `(n,)`
@@ -226,7 +264,7 @@ def simulate_checked(network: Network, controller=None, event=None, **kwargs) ->
     return traj
 
 
-def _run(network, controller, event, *, ts, model="nonlinear", newton="optimistix", loads=None,
+def _run(network, controller, event, *, ts, model="nonlinear", newton="unrolled", loads=None,
          theta0=None,
          omega0=None, solver=diffrax.Tsit5(), rtol=1e-8, atol=1e-8, dt0=1e-3,
          max_steps=16384):  # fmt: skip
@@ -238,10 +276,33 @@ def _run(network, controller, event, *, ts, model="nonlinear", newton="optimisti
         raise ValueError("loads (stochastic load paths) need model='nonlinear'")
     if controller is None:
         controller = NoControl()
+    _check_responsive_feedback(network, controller)
     if event is None:
         event = Event.none(network)
     ts = jnp.asarray(ts, dtype=float)
     if ts.ndim != 1 or ts.shape[0] < 2:
         raise ValueError(f"ts must be a vector of at least two save times, got {ts.shape}")
+    if is_concrete(ts) and not np.all(np.diff(np.asarray(ts)) > 0):
+        raise ValueError("ts must be strictly increasing")
+    for name, value in (("theta0", theta0), ("omega0", omega0)):
+        if value is not None and jnp.shape(value) != (network.n,):
+            raise ValueError(f"{name} must have shape (n={network.n},), got {jnp.shape(value)}")
     return _solve(network, controller, event, loads, theta0, omega0, ts, model, newton,
                   solver, rtol, atol, dt0, max_steps)  # fmt: skip
+
+
+def _check_responsive_feedback(network: Network, controller) -> None:
+    """`ValueError` when a controller other than `Droop` has a droop term at a controllable
+    frequency-responsive bus (its algebraic frequency would need a fixed point)."""
+    d = getattr(controller, "droop", None)
+    if isinstance(controller, Droop) or d is None:
+        return
+    if not is_concrete(d, network.u_min, network.u_max):
+        return
+    resp = np.asarray(network.kind) == RESPONSIVE
+    acting = resp & np.asarray(network.controllable)
+    if acting.any() and np.any(np.broadcast_to(np.asarray(d), (network.n,))[acting] != 0):
+        raise ValueError(
+            f"{type(controller).__name__}.droop must be 0 at controllable frequency-responsive "
+            "buses (only Droop solves their algebraic frequency equation)"
+        )

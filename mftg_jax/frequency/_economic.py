@@ -211,7 +211,11 @@ class KKTCertificate(eqx.Module):
     - `duality_gap`: $(\sum_i J_i(u_i) - g(\lambda)) / (s\Lambda)$ with the dual function
       $g(\lambda) = \lambda r + \sum_i \min_{[\underline u_i, \bar u_i]}(J_i(u) - \lambda u)$
       (nonnegative for feasible $u$, zero only at the optimum).
-    - `kkt_residual`: the largest of `balance`, `bounds`, `complementarity`.
+    - `kkt_residual`: the largest of `balance`, `bounds`, `complementarity` (relative: a
+      threshold on it is a threshold on the absolute residuals divided by $s$ or $s\Lambda$).
+    - `absolute_balance`: $|\sum_i (P_i + u_i)|$ (p.u.), unscaled.
+    - `absolute_complementarity`: $\max_i(\mu^-_i (u_i - \underline u_i), \mu^+_i(\bar u_i -
+      u_i))$ (price units times p.u.), unscaled.
     """
 
     balance: Float[Array, ""]
@@ -220,6 +224,8 @@ class KKTCertificate(eqx.Module):
     marginal_cost_spread: Float[Array, ""]
     duality_gap: Float[Array, ""]
     kkt_residual: Float[Array, ""]
+    absolute_balance: Float[Array, ""]
+    absolute_complementarity: Float[Array, ""]
 
 
 @eqx.filter_jit
@@ -244,11 +250,13 @@ def kkt_certificate(
     scale = 1.0 + jnp.maximum(
         jnp.max(jnp.abs(p.marginal_cost(lo))), jnp.max(jnp.abs(p.marginal_cost(hi)))
     )
-    balance = jnp.abs(jnp.sum(u) - p.demand) / s
+    abs_balance = jnp.abs(jnp.sum(u) - p.demand)
+    balance = abs_balance / s
     bounds = jnp.max(jnp.maximum(jnp.maximum(lo - u, u - hi), 0.0)) / s
     g = p.marginal_cost(u) - lam
     comp = jnp.maximum(jnp.maximum(g, 0.0) * (u - lo), jnp.maximum(-g, 0.0) * (hi - u))
-    comp = jnp.max(jnp.abs(comp)) / (s * scale)
+    abs_comp = jnp.max(jnp.abs(comp))
+    comp = abs_comp / (s * scale)
     margin = 1e-9 * (1.0 + jnp.abs(hi - lo))
     free = (u > lo + margin) & (u < hi - margin)
     mc = p.marginal_cost(u)
@@ -259,7 +267,7 @@ def kkt_certificate(
     )
     gap = (p.cost(u) - lam * p.demand - inner) / (s * scale)
     kkt = jnp.maximum(jnp.maximum(balance, bounds), comp)
-    return KKTCertificate(balance, bounds, comp, spread, gap, kkt)
+    return KKTCertificate(balance, bounds, comp, spread, gap, kkt, abs_balance, abs_comp)
 
 
 def dispatch_family_check(problem: DispatchProblem):

@@ -139,7 +139,7 @@ def load_scenarios(network: Network, event, key, n: int, std: float, common_std:
     common = jax.random.normal(k2, (n, 1))
     dL = std * eps + common_std * jnp.broadcast_to(common, (n, network.n))
     dP = jnp.where(loads[None, :], -dL, 0.0) + event.delta_P[None, :]
-    return eqx.tree_at(
+    stacked = eqx.tree_at(
         lambda e: (e.time, e.delta_P, e.line_scale),
         event,
         (
@@ -147,6 +147,13 @@ def load_scenarios(network: Network, event, key, n: int, std: float, common_std:
             dP,
             jnp.broadcast_to(event.line_scale, (n,) + event.line_scale.shape),
         ),
+    )
+    # Every array of the event gets the scenario axis (the control-bound scale of a trip too).
+    scale = getattr(event, "bound_scale", None)
+    if scale is None:
+        return stacked
+    return eqx.tree_at(
+        lambda e: e.bound_scale, stacked, jnp.broadcast_to(scale, (n,) + scale.shape)
     )
 
 

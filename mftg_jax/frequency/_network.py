@@ -38,7 +38,8 @@ class Network(eqx.Module):
 
     The line susceptances are the weights of the (symmetric, by construction) Laplacian
     $L = \sum_\ell B_\ell (e_{f_\ell} - e_{t_\ell})(e_{f_\ell} - e_{t_\ell})^T$; a line of a
-    case loaded from an AC power flow carries $B_\ell = |V_f||V_t|/x_\ell$ (see
+    case loaded from an AC power flow carries $B_\ell = |V_f||V_t|/(\tau_\ell x_\ell)$ (tap ratio
+    $\tau_\ell$, 1 on a line; see
     [`load_case`][mftg_jax.frequency.load_case]). A zero susceptance is an open line (the
     contingency code switches lines off that way); the graph of the lines with $B_\ell > 0$
     must be connected.

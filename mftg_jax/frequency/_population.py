@@ -20,16 +20,23 @@ share by the local frequency, and keeps $x \ge 0$.
 
 **Steady-state property.** At an equilibrium the frequencies are synchronous and
 $\sum_i \dot x_i = -\kappa\omega^*\sum_i x_i = 0$, so $\omega^* = 0$ (for a population of
-positive mass); the swing equations then give $\sum_i (P_i + u_i) = 0$. A rest point of the
-distributed Smith dynamics on a connected graph is a Nash equilibrium of the population game:
-every unit with $x_i > 0$ has the same fitness $-\lambda$ and the others have
-$f_i \le -\lambda$. So the supported units have $\underline u_i + x_i = (\lambda - b_i)/a_i$
-and deliver $\operatorname{clip}((\lambda - b_i)/a_i, \underline u_i, \bar u_i)$, the
-unsupported ones $\underline u_i$ with $J_i'(\underline u_i) \ge \lambda$: exactly the KKT
-point of the economic dispatch, upper bounds included (a unit whose share exceeds
-$\bar u_i - \underline u_i$ delivers $\bar u_i$ with $J_i'(\bar u_i) \le \lambda$). The
-replicator dynamics have the same interior rest points but also spurious ones with extinct
-strategies ($x_i = 0$ at a unit that should produce), so the Smith dynamics are the default.
+positive mass); the swing equations then give $\sum_i (P_i + u_i) = 0$. At a rest point of
+the distributed Smith dynamics every edge $(i, j)$ of $A$ with $x_i + x_j > 0$ joins units of
+equal fitness. On a **complete** graph (the default of
+[`complete_communication`][mftg_jax.frequency.complete_communication]) this makes the rest
+point a Nash equilibrium of the population game: every unit with $x_i > 0$ has the same
+fitness $-\lambda$ and the others have $f_i \le -\lambda$. So the supported units have
+$\underline u_i + x_i = (\lambda - b_i)/a_i$ and deliver
+$\operatorname{clip}((\lambda - b_i)/a_i, \underline u_i, \bar u_i)$, the unsupported ones
+$\underline u_i$ with $J_i'(\underline u_i) \ge \lambda$: exactly the KKT point of the economic
+dispatch, upper bounds included (a unit whose share exceeds $\bar u_i - \underline u_i$
+delivers $\bar u_i$ with $J_i'(\bar u_i) \le \lambda$). On a connected but not complete graph
+the same holds for an *interior* rest point ($x_i > 0$ at every unit); a unit with $x_i = 0$
+can separate its neighbours (on the path 1-2-3 with $x_2 = 0$ and $f_2 < f_1, f_3$ no share
+crosses unit 2 and $f_1 \ne f_3$ persists), so a rest point on a sparse graph need not be the
+dispatch. The replicator dynamics have the same interior rest points but also spurious ones
+with extinct strategies ($x_i = 0$ at a unit that should produce), so the Smith dynamics are
+the default.
 """
 
 from typing import Literal
@@ -50,13 +57,25 @@ def _asarray(x) -> Array:
     return jnp.asarray(x, dtype=float)
 
 
+def complete_communication(network: Network) -> np.ndarray:
+    r"""The complete communication graph over the controllable buses: $A_{ij} = 1$ for
+    controllable $i \ne j$, 0 otherwise (`(n, n)`); the graph on which every rest point of
+    the distributed Smith dynamics is the economic dispatch (module docstring)."""
+    c = np.asarray(network.controllable)
+    A = (c[:, None] & c[None, :]).astype(float)
+    np.fill_diagonal(A, 0.0)
+    return A
+
+
 class PopulationDispatch(AbstractController):
     r"""Distributed population dynamics for optimal frequency control (module docstring).
 
     **Arguments:**
 
     - `communication`: the adjacency matrix $A$ (`(n, n)`, symmetric, $\ge 0$; connecting
-      the controllable buses).
+      the controllable buses), e.g.
+      [`complete_communication`][mftg_jax.frequency.complete_communication]`(network)` (on
+      which every rest point is the dispatch; on a sparser graph only interior ones are).
     - `revision_rate`: $\gamma > 0$ (per second per price unit per p.u.).
     - `mass_gain`: $\kappa > 0$ (per rad): the relative share change per radian of
       accumulated frequency deviation.
@@ -86,6 +105,11 @@ class PopulationDispatch(AbstractController):
             raise ValueError("PopulationDispatch.communication must be symmetric")
         check_field("PopulationDispatch.revision_rate", self.revision_rate, "> 0", lambda v: v > 0)
         check_field("PopulationDispatch.mass_gain", self.mass_gain, "> 0", lambda v: v > 0)
+        if self.droop.ndim > 1 or (self.droop.ndim == 1 and self.droop.shape[0] != A.shape[0]):
+            raise ValueError(
+                f"PopulationDispatch.droop must be a scalar or one per bus ({A.shape[0]}), got "
+                f"shape {self.droop.shape}"
+            )
         check_field("PopulationDispatch.droop", self.droop, ">= 0", lambda v: v >= 0)
         if self.dynamics not in ("smith", "replicator"):
             raise ValueError(

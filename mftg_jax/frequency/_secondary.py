@@ -34,7 +34,7 @@ import numpy as np
 from .._validation import check_field, is_concrete
 from ._controller import AbstractController
 from ._economic import DispatchProblem, economic_dispatch
-from ._network import Network
+from ._network import GENERATOR, Network, RESPONSIVE
 
 
 def _asarray(x) -> Array:
@@ -101,11 +101,16 @@ class DistributedAveragingIntegral(AbstractController):
     **Arguments:**
 
     - `communication`: the adjacency matrix $A$ (`(n, n)`, symmetric, $\ge 0$, zero diagonal;
-      its graph must connect the controllable buses), e.g.
+      its graph restricted to the controllable buses must connect them), e.g.
       [`ring_communication`][mftg_jax.frequency.ring_communication]`(network)`.
     - `time_constant`: $k_i > 0$ (the integral gain is $1/k_i$: the price moves by
       $\omega_i/k_i$ per second), a scalar or one per bus.
     - `droop`: $d_i \ge 0$ (p.u. per rad/s), a scalar or one per bus.
+
+    Only the edges between controllable buses act: $A$ is masked to
+    $A_{ij}\,c_i c_j$ with $c_i = 1$ at the controllable buses of the current network (after a
+    generator trip, the tripped unit leaves the graph), so no price is pinned to the frozen
+    price of a non-controllable bus.
 
     **State:** $\lambda$ per bus (constant at non-controllable buses), starting at the
     economic-dispatch price of the network.
@@ -125,8 +130,12 @@ class DistributedAveragingIntegral(AbstractController):
             if not np.allclose(a, a.T, rtol=0, atol=1e-14) or np.any(np.diag(a) != 0):
                 raise ValueError("DAI.communication must be symmetric with a zero diagonal")
         for name in ("time_constant", "droop"):
-            if getattr(self, name).ndim > 1:
-                raise ValueError(f"DAI.{name} must be a scalar or one per bus")
+            v = getattr(self, name)
+            if v.ndim > 1 or (v.ndim == 1 and v.shape[0] != A.shape[0]):
+                raise ValueError(
+                    f"DAI.{name} must be a scalar or one per bus ({A.shape[0]}), got shape "
+                    f"{v.shape}"
+                )
         check_field("DAI.time_constant", self.time_constant, "> 0", lambda v: v > 0)
         check_field("DAI.droop", self.droop, ">= 0 (p.u. per rad/s)", lambda v: v >= 0)
 
@@ -138,13 +147,21 @@ class DistributedAveragingIntegral(AbstractController):
                 f"{self.communication.shape}"
             )
         if is_concrete(self.communication, network.u_min, network.u_max):
-            nodes = np.flatnonzero(np.asarray(network.controllable))
-            if not _connected_over(np.asarray(self.communication), nodes):
-                raise ValueError("DAI.communication must connect every controllable bus")
+            c = np.asarray(network.controllable)
+            A = np.asarray(self.communication) * (c[:, None] & c[None, :])
+            if not _connected_over(A, np.flatnonzero(c)):
+                raise ValueError(
+                    "DAI.communication must connect every controllable bus through edges "
+                    "between controllable buses"
+                )
 
-    def laplacian(self) -> Float[Array, "n n"]:
-        r"""$L_A = \operatorname{diag}(A\mathbf 1) - A$."""
+    def laplacian(self, network: Network | None = None) -> Float[Array, "n n"]:
+        r"""$L_A = \operatorname{diag}(A\mathbf 1) - A$, with $A$ masked to the edges between
+        the controllable buses of `network` when given."""
         A = self.communication
+        if network is not None:
+            c = network.controllable
+            A = jnp.where(c[:, None] & c[None, :], A, 0.0)
         return jnp.diag(jnp.sum(A, axis=1)) - A
 
     def init(self, network: Network) -> PyTree:
@@ -158,7 +175,7 @@ class DistributedAveragingIntegral(AbstractController):
 
     def rate(self, t, theta, omega, z, network: Network) -> PyTree:
         k = jnp.broadcast_to(self.time_constant, (network.n,))
-        dz = (-omega - self.laplacian() @ z) / k
+        dz = (-omega - self.laplacian(network) @ z) / k
         return jnp.where(network.controllable, dz, 0.0)
 
 
@@ -172,8 +189,10 @@ class GatherBroadcast(AbstractController):
 
     - `time_constant`: $k > 0$ (the integral gain is $1/k$).
     - `droop`: $d_i \ge 0$ (p.u. per rad/s), a scalar or one per bus.
-    - `weights`: $w_i \ge 0$ of the gathered frequency, one per bus, or `None` for
-      $w_i = M_i + D_i$ (the inertia- and damping-weighted frequency of the dynamic buses).
+    - `weights`: $w_i \ge 0$ of the gathered frequency, one per bus and not all zero, or
+      `None` for $w_i = M_i$ at the generator buses and $w_i = D_i$ at the
+      frequency-responsive buses (0 at passive buses): the centre-of-inertia frequency,
+      extended by the damping of the inertia-free buses.
 
     **State:** the scalar price $\lambda$, starting at the economic-dispatch price.
     """
@@ -190,15 +209,41 @@ class GatherBroadcast(AbstractController):
             raise ValueError("GatherBroadcast.droop must be a scalar or one per bus")
         check_field("GatherBroadcast.droop", self.droop, ">= 0 (p.u. per rad/s)", lambda v: v >= 0)
         if self.weights is not None:
+            if self.weights.ndim != 1:
+                raise ValueError(
+                    f"GatherBroadcast.weights must be one per bus, got shape {self.weights.shape}"
+                )
             check_field("GatherBroadcast.weights", self.weights, ">= 0", lambda v: v >= 0)
+            if is_concrete(self.weights) and not np.sum(np.asarray(self.weights)) > 0:
+                raise ValueError("GatherBroadcast.weights must not be all zero")
 
     def gather_weights(self, network: Network) -> Float[Array, " n"]:
         """The weights $w_i$ normalised to sum to one."""
-        w = network.M + network.D if self.weights is None else jnp.asarray(self.weights, float)
+        if self.weights is None:
+            kind = jnp.asarray(network.kind)
+            w = jnp.where(
+                kind == GENERATOR, network.M, jnp.where(kind == RESPONSIVE, network.D, 0.0)
+            )
+        else:
+            w = jnp.asarray(self.weights, float)
         return w / jnp.sum(w)
 
     def init(self, network: Network) -> PyTree:
         check_strictly_convex(network, "GatherBroadcast")
+        if self.weights is not None and self.weights.shape != (network.n,):
+            raise ValueError(
+                f"GatherBroadcast.weights must be one per bus ({network.n}), got shape "
+                f"{self.weights.shape}"
+            )
+        if self.weights is None and is_concrete(network.M, network.D):
+            kind = np.asarray(network.kind)
+            w = np.where(kind == GENERATOR, np.asarray(network.M), 0.0)
+            w = w + np.where(kind == RESPONSIVE, np.asarray(network.D), 0.0)
+            if not np.sum(w) > 0:
+                raise ValueError(
+                    "GatherBroadcast needs a generator with Network.M > 0 or a responsive bus "
+                    "with Network.D > 0 (or explicit weights)"
+                )
         return dispatch_price(network)
 
     def control(self, t, theta, omega, z, network: Network) -> Float[Array, " n"]:

@@ -14,7 +14,9 @@ left where they are). At that equilibrium $y^*$ the certificate checks
 - the KKT conditions of the economic dispatch of the post-event network hold for $u^*$ with
   $\lambda$ the mean marginal cost of the units strictly inside their bounds (or, when every
   unit is at a bound, the lowest valid multiplier)
-  ([`kkt_certificate`][mftg_jax.frequency.kkt_certificate]): `kkt_residual` and
+  ([`kkt_certificate`][mftg_jax.frequency.kkt_certificate]): `kkt_residual` (relative: the
+  balance over $s = 1 + \sum_i|\underline u_i| + |\bar u_i|$, the complementarity over
+  $s\Lambda$), the absolute `balance_residual` (p.u.) and `complementarity_residual`, and
   `marginal_cost_spread`;
 - $u^*$ equals the dispatch of [`economic_dispatch`][mftg_jax.frequency.economic_dispatch]
   computed directly (`dispatch_error`, p.u.).
@@ -58,9 +60,13 @@ class SteadyStateCertificate(eqx.Module):
     r"""The steady-state certificate of a closed loop (module docstring).
 
     **Fields:** at the root-solved equilibrium: `vector_field_residual`,
-    `frequency_deviation` (rad/s), `kkt_residual`, `marginal_cost_spread`, `duality_gap`,
+    `frequency_deviation` (rad/s), `kkt_residual` (relative, see
+    [`KKTCertificate`][mftg_jax.frequency.KKTCertificate]), `balance_residual` (p.u.) and
+    `complementarity_residual` (absolute), `marginal_cost_spread`, `duality_gap`,
     `dispatch_error` (p.u.), `dispatch` $u^*$, `price` $\lambda$, `dispatch_cost`
-    $\sum_i J_i(u_i^*)$, `optimal_dispatch` (the direct solution), `converged`; at the
+    $\sum_i J_i(u_i^*)$, `optimal_dispatch` (the direct solution), `converged`, `state`
+    $y^* = (\theta_d^*, \omega_g^*, z^*)$, `angles` $\theta^*$ (every bus, the passive ones
+    solved from $\theta_d^*$, rad) and `frequencies` $\omega^*$ (every bus, rad/s); at the
     simulated end state: `end_frequency_deviation`, `end_kkt_residual`,
     `end_dispatch_error`, `end_distance` ($\|y_{end} - y^*\|_\infty$).
     """
@@ -68,6 +74,8 @@ class SteadyStateCertificate(eqx.Module):
     vector_field_residual: Float[Array, ""]
     frequency_deviation: Float[Array, ""]
     kkt_residual: Float[Array, ""]
+    balance_residual: Float[Array, ""]
+    complementarity_residual: Float[Array, ""]
     marginal_cost_spread: Float[Array, ""]
     duality_gap: Float[Array, ""]
     dispatch_error: Float[Array, ""]
@@ -76,6 +84,9 @@ class SteadyStateCertificate(eqx.Module):
     dispatch_cost: Float[Array, ""]
     optimal_dispatch: Float[Array, " n"]
     converged: Array
+    state: tuple
+    angles: Float[Array, " n"]
+    frequencies: Float[Array, " n"]
     end_frequency_deviation: Float[Array, ""]
     end_kkt_residual: Float[Array, ""]
     end_dispatch_error: Float[Array, ""]
@@ -140,7 +151,7 @@ def steady_state(
     )
     y_star = unravel(jnp.concatenate([anchor[None], sol.value]))
     F = residual(sol.value, None)
-    _, omega, u, _ = _outputs(t, y_star, args, model, newton, False)
+    theta, omega, u, _ = _outputs(t, y_star, args, model, newton, False)
     problem = DispatchProblem.from_network(event.after(network))
     optimum = economic_dispatch(problem)
 
@@ -154,6 +165,8 @@ def steady_state(
         vector_field_residual=jnp.max(jnp.abs(F)),
         frequency_deviation=jnp.max(jnp.abs(omega)),
         kkt_residual=cert.kkt_residual,
+        balance_residual=cert.absolute_balance,
+        complementarity_residual=cert.absolute_complementarity,
         marginal_cost_spread=cert.marginal_cost_spread,
         duality_gap=cert.duality_gap,
         dispatch_error=jnp.max(jnp.abs(u - optimum.dispatch)),
@@ -162,6 +175,9 @@ def steady_state(
         dispatch_cost=problem.cost(u),
         optimal_dispatch=optimum.dispatch,
         converged=sol.result == optx.RESULTS.successful,
+        state=y_star,
+        angles=theta,
+        frequencies=omega,
         end_frequency_deviation=jnp.max(jnp.abs(traj.omega[-1])),
         end_kkt_residual=end_cert.kkt_residual,
         end_dispatch_error=jnp.max(jnp.abs(traj.u[-1] - optimum.dispatch)),

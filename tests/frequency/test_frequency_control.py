@@ -179,20 +179,27 @@ def test_dai_steady_state_is_certified(study, dai_loop):
 
 
 def test_dai_equilibrium_balances_the_swing_equations(study, dai_loop):
-    # Independent of the closed-loop vector field: at omega = 0 every bus balances its power,
-    # P_i + u_i = sum_j B_ij sin(theta_i - theta_j), at the root-solved angles.
+    # Independent of the closed-loop vector field: at the root-solved angles theta* (omega* = 0)
+    # every bus balances its power, P_i + u_i = sum_j B_ij sin(theta*_i - theta*_j), and theta*
+    # agrees (up to a common rotation) with the load-flow equilibrium of the post-event network
+    # computed by fq.equilibrium with the certified injection.
     ctrl, traj, cert = dai_loop
     after = study.event.after(study.network)
-    gen = fq._cases.generator_buses(after)
-    # The angles of the post-event network with the certified injection.
-    theta = fq.equilibrium(eqx.tree_at(lambda n: n.P, after, after.P + cert.dispatch))
-    Pe = after.electrical_power(theta)
-    np.testing.assert_allclose(after.P + cert.dispatch, Pe, atol=1e-10)
-    # The balance sum_i (P_i + u_i) = 0 and the per-unit optimality u_i = (lambda - b_i)/a_i.
+    theta = np.asarray(cert.angles)
+    np.testing.assert_allclose(np.asarray(cert.frequencies), 0.0, atol=1e-10)
+    Pe = np.asarray(after.electrical_power(jnp.asarray(theta)))
+    np.testing.assert_allclose(np.asarray(after.P + cert.dispatch), Pe, atol=1e-9)
+    flow = np.asarray(fq.equilibrium(eqx.tree_at(lambda n: n.P, after, after.P + cert.dispatch)))
+    np.testing.assert_allclose(theta - theta[0], flow - flow[0], atol=1e-9)
+    # The balance sum_i (P_i + u_i) = 0 and the per-unit optimality against the closed-form
+    # dispatch of quadratic costs with inactive bounds: u_i = (lambda - b_i)/a_i with
+    # lambda = (delta + sum b_i/a_i)/sum 1/a_i, delta the load the units cover.
     assert abs(float(jnp.sum(after.P + cert.dispatch))) < 1e-10
+    gen = fq.generator_buses(after)
     a, b = np.asarray(after.cost_a)[gen], np.asarray(after.cost_b)[gen]
-    np.testing.assert_allclose(np.asarray(cert.dispatch)[gen], (float(cert.price) - b) / a,
-                               atol=1e-10)  # fmt: skip
+    delta = -float(np.sum(np.asarray(after.P)))
+    lam = (delta + np.sum(b / a)) / np.sum(1 / a)
+    np.testing.assert_allclose(np.asarray(cert.dispatch)[gen], (lam - b) / a, atol=1e-9)
 
 
 def test_metrics_on_a_known_signal(study):
@@ -231,6 +238,37 @@ def test_controllers_reject_bad_input(study):
     linear = eqx.tree_at(lambda n: n.cost_a, net, jnp.zeros(net.n))
     with pytest.raises(ValueError, match="cost_a > 0"):
         fq.GatherBroadcast(1.0).init(linear)
+    ring = fq.ring_communication(net)
+    with pytest.raises(ValueError, match="DAI.time_constant must be a scalar or one per bus"):
+        fq.DistributedAveragingIntegral(ring, jnp.ones(net.n + 1))
+    with pytest.raises(ValueError, match="DAI.droop must be a scalar or one per bus"):
+        fq.DistributedAveragingIntegral(ring, 1.0, jnp.ones(2))
+    with pytest.raises(ValueError, match="PopulationDispatch.droop must be a scalar or one"):
+        fq.PopulationDispatch(ring, droop=jnp.ones((2, 2)))
+    with pytest.raises(ValueError, match="GatherBroadcast.weights must not be all zero"):
+        fq.GatherBroadcast(1.0, weights=jnp.zeros(net.n))
+    with pytest.raises(ValueError, match="GatherBroadcast.weights must be one per bus"):
+        fq.GatherBroadcast(1.0, weights=jnp.ones(net.n + 1)).init(net)
+    # An edge through a non-controllable bus does not count: the units must be connected
+    # through edges between controllable buses (the masked graph the prices move on).
+    gens = fq.generator_buses(net)
+    hub = int(np.flatnonzero(~np.asarray(net.controllable))[0])
+    star = np.zeros((net.n, net.n))
+    star[gens, hub] = star[hub, gens] = 1.0
+    with pytest.raises(ValueError, match="through edges between controllable buses"):
+        fq.DistributedAveragingIntegral(star).init(net)
+    # The default gathered frequency is the centre of inertia at the generators.
+    w = np.asarray(fq.GatherBroadcast(1.0).gather_weights(net))
+    M = np.asarray(net.M)
+    np.testing.assert_allclose(w[gens], M[gens] / M[gens].sum(), rtol=1e-12)
+    with pytest.raises(fq_config_error(), match="event.delta makes the post-event dispatch"):
+        fq.config_from_dict({"case": "wscc9", "event": {"kind": "load_step", "delta": 50.0}})
+
+
+def fq_config_error():
+    from mftg_jax._toml import ConfigError
+
+    return ConfigError
 
 
 @pytest.mark.slow
@@ -263,7 +301,7 @@ def test_droop_leaves_the_classical_offset_and_no_dispatch(study):
         return P.sum() + np.clip(-k * w, lo, hi).sum() - w * D.sum()
 
     expected = brentq(balance, -10.0, 10.0, xtol=1e-14)
-    gen = fq._cases.generator_buses(after)
+    gen = fq.generator_buses(after)
     np.testing.assert_allclose(np.asarray(traj.omega[-1])[gen], expected, rtol=1e-3)
     assert not bool(cert.converged) or float(cert.vector_field_residual) > 1e-8
     assert float(cert.end_kkt_residual) > 1e-4
@@ -273,7 +311,7 @@ def test_droop_leaves_the_classical_offset_and_no_dispatch(study):
 def test_population_dynamics_with_an_active_upper_bound(study):
     # A small upper bound on the cheapest unit: it saturates at the optimum; the Smith
     # population dynamics still reach the KKT point (shares past the bound deliver u_max).
-    gen = fq._cases.generator_buses(study.network)
+    gen = fq.generator_buses(study.network)
     net = eqx.tree_at(lambda n: n.u_max, study.network, study.network.u_max.at[gen[0]].set(0.2))
     sol = fq.economic_dispatch(fq.DispatchProblem.from_network(study.event.after(net)))
     assert float(sol.dispatch[gen[0]]) == pytest.approx(0.2)

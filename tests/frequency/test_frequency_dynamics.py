@@ -103,10 +103,84 @@ def test_droop_steady_state_offset(net, step):
 def test_generator_trip_steady_state(net):
     gen, _, _ = bus_groups(net)
     lost = gen[2]
-    traj = fr.simulate_checked(net, fr.Droop(GAIN), fr.generator_trip(net, lost, 0.5), ts=TS)
+    event = fr.generator_trip(net, lost, 0.5)
+    traj = fr.simulate_checked(net, fr.Droop(GAIN), event, ts=TS)
     rest = gen[:2]
     expected = _droop_offset(net, -float(net.P[lost]), rest)
     np.testing.assert_allclose(traj.omega[-1, rest], expected, rtol=1e-4)
+    # The tripped unit is out of control from the event on (before it, it droops).
+    after = np.asarray(TS) >= 0.5
+    assert float(jnp.max(jnp.abs(traj.u[after, lost]))) == 0.0
+    post = event.after(net)
+    assert float(post.u_min[lost]) == 0.0 == float(post.u_max[lost])
+    np.testing.assert_array_equal(post.u_max[rest], net.u_max[rest])
+    # The centre of inertia of the remaining units after the trip (their common offset),
+    # the full one before it.
+    coi = fr.coi_frequency(traj, net, event)
+    np.testing.assert_allclose(coi[-1], expected, rtol=1e-4)
+    M = np.asarray(net.M)
+    np.testing.assert_allclose(coi[~after], np.asarray(traj.omega[~after]) @ M / M.sum(),
+                               rtol=1e-12, atol=1e-15)  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def small_responsive():
+    # A generator, a frequency-responsive load with droop (gain above its damping) and a
+    # passive bus.
+    return fr.Network(
+        kind=(0, 1, 2), M=[0.05, 0.0, 0.0], D=[0.02, 0.01, 0.0], P=[0.2, -0.1, -0.1],
+        line_from=(0, 1), line_to=(2, 2), line_B=[8.0, 6.0],
+        u_min=[0.0, -1.0, 0.0], u_max=[0.0, 1.0, 0.0],
+    )  # fmt: skip
+
+
+def test_droop_at_responsive_bus_closed_form(small_responsive):
+    # D_r omega_r = P_r - Pe_r - k omega_r at the responsive bus: the closed loop settles at
+    # omega* = dP / (D_g + D_r + k) (only the responsive bus droops, k = 3 D_r).
+    net = small_responsive
+    k, dP = 0.03, -0.05
+    event = fr.load_step(net, 2, -dP, time=0.2)
+    ts = jnp.linspace(0.0, 30.0, 31)
+    traj = fr.simulate_checked(net, fr.Droop(k), event, ts=ts)
+    expected = dP / (0.02 + 0.01 + k)
+    np.testing.assert_allclose(traj.omega[-1, :2], expected, rtol=1e-5)
+    np.testing.assert_allclose(traj.u[-1, 1], -k * expected, rtol=1e-5)
+    # The responsive bus's algebraic equation holds along the path.
+    Pe = jax.vmap(net.electrical_power)(traj.theta)[:, 1]
+    resid = 0.01 * traj.omega[:, 1] - (net.P[1] + traj.u[:, 1] - Pe)
+    assert float(jnp.max(jnp.abs(resid))) < 1e-12
+    with pytest.raises(ValueError, match="droop must be 0"):
+        fr.simulate(net, fr.GatherBroadcast(droop=0.1), ts=ts)
+
+
+def test_simulate_and_droop_validation(small_responsive):
+    net = small_responsive
+    with pytest.raises(ValueError, match="ts must be strictly increasing"):
+        fr.simulate(net, ts=jnp.array([0.0, 1.0, 1.0]))
+    with pytest.raises(ValueError, match=r"theta0 must have shape \(n=3,\)"):
+        fr.simulate(net, ts=jnp.array([0.0, 1.0]), theta0=jnp.zeros(2))
+    with pytest.raises(ValueError, match=r"omega0 must have shape \(n=3,\)"):
+        fr.simulate(net, ts=jnp.array([0.0, 1.0]), omega0=jnp.zeros(4))
+    with pytest.raises(ValueError, match="Droop.gain must be a scalar or one per bus"):
+        fr.simulate(net, fr.Droop(jnp.ones(2)), ts=jnp.array([0.0, 1.0]))
+    with pytest.raises(ValueError, match="generator_damping must be a scalar or one per"):
+        fr.load_case("wscc9", generator_damping=[1.0, 2.0])
+    # Without inertia the centre-of-inertia average falls back on the dampings (no NaN).
+    only = fr.Network(kind=(1, 1, 2), M=[0.0, 0.0, 0.0], D=[1.0, 3.0, 0.0], P=[0.1, -0.1, 0.0],
+                      line_from=(0, 1), line_to=(2, 2), line_B=[5.0, 5.0])  # fmt: skip
+    traj = fr.Trajectory(jnp.zeros(1), jnp.zeros((1, 3)), jnp.array([[1.0, 2.0, 0.0]]),
+                         jnp.zeros((1, 3)), (), 60.0)  # fmt: skip
+    np.testing.assert_allclose(fr.coi_frequency(traj, only), [(1.0 + 6.0) / 4.0])
+
+
+@pytest.mark.slow
+def test_unrolled_newton_matches_optimistix_trajectory(net, step):
+    event, traj = step
+    # The passive solves agree to 1e-12 (test_kron_reduction_properties); the trajectories
+    # agree to the integration tolerance (rtol = atol = 1e-8; measured 2.5e-8 rad).
+    other = fr.simulate_checked(net, fr.Droop(GAIN), event, ts=TS, newton="optimistix")
+    np.testing.assert_allclose(other.omega, traj.omega, rtol=0, atol=1e-7)
+    np.testing.assert_allclose(other.theta, traj.theta, rtol=0, atol=1e-7)
 
 
 def test_line_trip_settles_at_new_equilibrium(net):
