@@ -66,6 +66,12 @@ def _save(path: str, fp: str, done: int, acc, edges: dict) -> None:
     payload = {f"acc_{i}": np.asarray(x) for i, x in enumerate(jax.tree.leaves(acc))}
     payload |= {f"edges_{k}": np.asarray(v) for k, v in edges.items()}
     payload |= {"fingerprint": np.asarray(fp), "done": np.asarray(done)}
+    write_npz_atomically(path, payload)
+
+
+def write_npz_atomically(path: str, payload: dict) -> None:
+    """Write the arrays of `payload` to the `.npz` file `path` atomically (a temporary file in
+    the same folder, then a replace): a reader never sees a half-written file."""
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=folder, suffix=".tmp")

@@ -10,6 +10,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from .._simulation._checkpoint import write_npz_atomically
+
 
 def _hash_tree(h, tree) -> None:
     # The structure (with every static setting, Python floats at full precision) and then
@@ -41,17 +43,7 @@ def default_checkpoint(series, calibrator) -> str:
 
 def save(path: str, payload: dict) -> None:
     """Write `payload` (arrays) to `path` atomically (a temporary file, then a replace)."""
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **payload)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    write_npz_atomically(path, payload)
 
 
 def load(path: str | None, fingerprint: str) -> dict | None:
