@@ -40,7 +40,9 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/monte_carlo.py --quick
 	$(BIN)/python benchmarks/calibration.py
 
+# The notebooks run first (small sizes; MFTG_FULL=1 for full ones), so the site shows their outputs.
 docs: $(STAMP)
+	$(BIN)/python docs/hooks/notebooks.py $(OUT)/notebooks
 	$(BIN)/mkdocs build --strict --site-dir $(OUT)/site
 
 clean:

@@ -7,18 +7,6 @@ model family is a subpackage: [`mftg_jax.price`][], [`mftg_jax.lq`][],
 [`mftg_jax.auction`][], [`mftg_jax.mining`][], [`mftg_jax.insurance`][], [`mftg_jax.slides`][].
 """
 
-from . import (
-    auction as auction,
-    calibration as calibration,
-    dispatch as dispatch,
-    frequency as frequency,
-    insurance as insurance,
-    lq as lq,
-    mining as mining,
-    price as price,
-    slides as slides,
-    tracking as tracking,
-)
 from ._certify import NashCertificate as NashCertificate
 from ._noise._jumps import (
     AbstractJumpSize as AbstractJumpSize,
@@ -50,3 +38,31 @@ from .price import (
 )
 
 __version__ = "0.2.0"
+
+# The model families are imported when first used (`mftg_jax.auction`, `import
+# mftg_jax.auction`, `from mftg_jax import auction`): a command or script that uses one family
+# does not pay for importing the others.
+_FAMILIES = (
+    "auction",
+    "calibration",
+    "dispatch",
+    "frequency",
+    "insurance",
+    "lq",
+    "mining",
+    "price",
+    "slides",
+    "tracking",
+)
+
+
+def __getattr__(name: str):
+    if name in _FAMILIES:
+        import importlib
+
+        return importlib.import_module(f"{__name__}.{name}")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_FAMILIES))

@@ -154,6 +154,8 @@ def load(path: str | os.PathLike, build: Callable[[dict], T]) -> T:
         ) from None
     except PermissionError:
         raise ConfigError(f"{os.fspath(path)}: permission denied") from None
+    except OSError as e:  # a path through a file, a name too long, a read error ...
+        raise ConfigError(f"{os.fspath(path)}: cannot be read ({e.strerror or e})") from None
     try:
         return build(d)
     except ConfigError as e:

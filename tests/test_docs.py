@@ -60,3 +60,51 @@ def test_every_public_name_has_an_api_entry():
                 missing.append(f"{mod_name}.{name}")
     del mftg_jax
     assert not missing, f"public names without an API entry in docs/api/: {missing}"
+
+
+def _notebook_hook():
+    spec = importlib.util.spec_from_file_location(
+        "notebook_pages", ROOT / "docs/hooks/notebooks.py"
+    )
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_notebook_pages_show_outputs():
+    # An executed notebook's page carries its text outputs and its figures (as PNG files).
+    import base64
+
+    png = b"\x89PNG\r\n\x1a\nfake"
+    nb = {
+        "cells": [
+            {"cell_type": "markdown", "source": ["# Title\n", "Some text."]},
+            {
+                "cell_type": "code",
+                "source": "print(1 + 1)\nfig",
+                "outputs": [
+                    {"output_type": "stream", "name": "stdout", "text": ["2\n"]},
+                    {
+                        "output_type": "display_data",
+                        "data": {"image/png": base64.b64encode(png).decode()},
+                    },
+                    {"output_type": "execute_result", "data": {"text/plain": "'```x'"}},
+                ],
+            },
+        ]
+    }
+    text, images = _notebook_hook().notebook_to_markdown(nb, "demo")
+    assert text.startswith("# Title\nSome text.")
+    assert "```python\nprint(1 + 1)\nfig\n```" in text
+    assert "```\n2\n```" in text
+    assert "![figure 1](demo_1.png)" in text and images == {"demo_1.png": png}
+    assert "````\n'```x'\n````" in text  # a fence longer than any run of backticks inside
+    assert "without its outputs" not in text
+    nb["cells"][1]["outputs"] = []
+    assert "without its outputs" in _notebook_hook().notebook_to_markdown(nb, "demo")[0]
+
+
+def test_every_notebook_is_a_page():
+    pages = {p.stem for p in (ROOT / "notebooks").glob("*.ipynb")}
+    nav = (ROOT / "mkdocs.yml").read_text()
+    assert pages and all(f"notebooks/{name}.md" in nav for name in pages)

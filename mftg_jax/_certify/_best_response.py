@@ -31,7 +31,8 @@ import jax.numpy as jnp
 from jaxtyping import Array
 
 from .._linalg import small_solve
-from .._odes import checked_solution, solve_ode
+from .._odes import checked_solution, RiccatiExplosionError, solve_ode, solve_ok
+from .._validation import is_concrete
 
 
 class PlayerProblem(NamedTuple):
@@ -70,6 +71,19 @@ def _vector_field(t, y, args):
     return jax.vmap(one)(jnp.arange(n), P, L)
 
 
+BEST_RESPONSE_FAILED = (
+    "the best-response Riccati equation of the certificate has no solution on the horizon"
+)
+
+
+def check_best_response(values: Array) -> Array:
+    """Raise [`RiccatiExplosionError`][] when concrete best-response `values` are not finite
+    (the solve of [`best_response_values`][] failed under `jit`); return `values`."""
+    if is_concrete(values) and not bool(jnp.all(jnp.isfinite(values))):
+        raise RiccatiExplosionError(BEST_RESPONSE_FAILED)
+    return values
+
+
 def best_response_values(
     problem: Callable[[Any, Array, Any], PlayerProblem],
     model: Any,
@@ -93,22 +107,28 @@ def best_response_values(
     - `t0`, `t1`: the horizon; `stepsize_controller`, `max_steps`: the backward solve's.
 
     **Returns:** `(best_response, candidate)`, each `(n,)`: $\\tfrac12 X_0^\\top P X_0$ and
-    $\\tfrac12 X_0^\\top L X_0$ at $t_0$.
+    $\\tfrac12 X_0^\\top L X_0$ at $t_0$. A failed solve raises [`RiccatiExplosionError`][]
+    with concrete inputs, and gives NaN values under `jit` ([`check_best_response`][]).
     """
-    sol = checked_solution(
-        solve_ode(
-            _vector_field,
-            (terminal, terminal),
-            t1,
-            t0,
-            (problem, n, model),
-            stepsize_controller=stepsize_controller,
-            max_steps=max_steps,
-        ),
-        lambda sol: "the best-response Riccati equation of the certificate has no solution",
-        "the best-response Riccati equation of the certificate has no solution on the horizon",
+    sol = solve_ode(
+        _vector_field,
+        (terminal, terminal),
+        t1,
+        t0,
+        (problem, n, model),
+        stepsize_controller=stepsize_controller,
+        max_steps=max_steps,
     )
+    ok = solve_ok(sol)
+    if is_concrete(ok):
+        checked_solution(sol, lambda sol: BEST_RESPONSE_FAILED, BEST_RESPONSE_FAILED)
     P, L = (x[-1] for x in sol.ys)
     br = 0.5 * jnp.einsum("i,nij,j->n", x0, P, x0)
     cand = 0.5 * jnp.einsum("i,nij,j->n", x0, L, x0)
+    if not is_concrete(ok):
+        # Under `jit` a failed solve gives NaN values (which fail the certificate, and
+        # [`check_best_response`][] raises on them) rather than a run-time check: a host
+        # callback would keep the whole program out of the persistent compilation cache.
+        br = jnp.where(ok, br, jnp.nan)
+        cand = jnp.where(ok, cand, jnp.nan)
     return br, cand

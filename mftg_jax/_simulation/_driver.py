@@ -34,6 +34,7 @@ from jaxtyping import Array, PRNGKeyArray, PyTree
 import numpy as np
 
 from . import _checkpoint
+from ._progress import progress_bar
 from ._spec import EnsembleSpec
 from ._statistics import histogram_counts, histogram_edges, histogram_quantiles, Moments
 from ._timing import CompileTimer
@@ -248,8 +249,9 @@ def run_ensemble(
 
     acc = None
     edges = None
-    if ck_path is not None:
-        # The accumulator's structure, without running anything: to check a saved one.
+    if ck_path is not None and os.path.exists(ck_path):
+        # The accumulator's structure, without running anything: to check a saved one (only
+        # when there is one: tracing the programs for it costs as much as tracing them to run).
         shape = eqx.filter_eval_shape(_paths_jit, model, key, ids(0), cfg)
         ranges = eqx.filter_eval_shape(_batch_range, model, shape, cfg)
         edges0 = {
@@ -288,9 +290,10 @@ def run_ensemble(
         first_s = time.perf_counter() - t
     compile_s = timer.seconds
 
-    from tqdm.auto import tqdm
-
-    bar = tqdm(total=n_batches, initial=done, disable=not progress, unit="batch", desc=desc)
+    # A live bar on a terminal, a line per 5 % in a log (`_progress.py`).
+    bar = progress_bar(
+        total=n_batches, initial=done, disable=not progress, unit="batch", desc=desc or ""
+    )
     run_s = 0.0
     steps_per_batch = n_common * batch_size * spec.n_steps
     try:

@@ -1,12 +1,15 @@
-r"""The grid stepper shared by every family's ensemble: one `diffeqsolve` over a fixed grid.
+r"""The grid stepper shared by every family's ensemble: `lax.scan` over a fixed grid.
 
 A family writes its dynamics as an [`AbstractEnsembleTerm`][] whose `step(scheme, t0, t1, y)`
 advances the whole batched state (all scenarios and paths) over one grid step; the noise of
 the step comes from counter-based paths (`_noise/`), so the state at a grid time is a pure
 function of the key and the (step, scenario, path) counters. [`integrate`][] runs the steps as
-one `diffrax.diffeqsolve` with `StepTo` on the grid and saves what the family picks at the
-chosen grid times. The interpolation of a step is its end state, exact at the grid times,
-which are the only times saved.
+nested `lax.scan`s over the grid and saves what the family picks at the chosen grid times.
+
+The loop is a plain scan rather than `diffrax.diffeqsolve` with `StepTo`: the grid is fixed,
+so there is no step-size control to share, and diffrax's run-time checks of the grid and of
+the save times are host callbacks, which keep a program out of JAX's persistent compilation
+cache (the command line's second calls would compile the ensemble again).
 """
 
 import abc
@@ -14,7 +17,6 @@ from collections.abc import Callable
 from typing import Any
 
 import diffrax
-import equinox as eqx
 import jax
 import jax.numpy as jnp
 from jaxtyping import Array, PyTree
@@ -26,49 +28,6 @@ class AbstractEnsembleTerm(diffrax.AbstractTerm):
     @abc.abstractmethod
     def step(self, scheme: str, t0: Array, t1: Array, y: PyTree) -> PyTree:
         """The state at `t1` from the state `y` at `t0` under `scheme`."""
-
-
-class _GridEnd(diffrax.AbstractLocalInterpolation):
-    """A step's end state: exact at the grid times, which are the only times saved.
-
-    Keeping only the end state spares a copy of the batch per step (a linear interpolation
-    would keep the start state alive as well).
-    """
-
-    t0: Any
-    t1: Any
-    y1: Any
-
-    def evaluate(self, t0, t1=None, left=True):
-        if t1 is not None:
-            raise NotImplementedError("the ensemble's steps are only evaluated at grid times")
-        return self.y1
-
-
-class GridStep(diffrax.AbstractSolver):
-    """One grid step of an ensemble under `scheme` (the term's `step`)."""
-
-    scheme: str = eqx.field(static=True)
-    term_structure = diffrax.AbstractTerm
-    interpolation_cls = _GridEnd
-
-    def order(self, terms):
-        return 1 if self.scheme == "euler" else 2
-
-    def strong_order(self, terms):
-        return 0.5
-
-    def init(self, terms, t0, t1, y0, args):
-        return None
-
-    def step(self, terms, t0, t1, y0, args, solver_state, made_jump):
-        # diffeqsolve wraps the term (integration direction); the step needs ours.
-        term = getattr(terms, "term", terms)
-        y1 = term.step(self.scheme, t0, t1, y0)
-        return y1, None, dict(y1=y1), None, diffrax.RESULTS.successful
-
-    def func(self, terms, t0, y0, args):
-        return terms.vf(t0, y0, args)
 
 
 def time_grid(t0: Array, t1: Array, n_steps: int, dtype) -> Array:
@@ -94,24 +53,50 @@ def integrate(
     """
     K = grid.shape[0] - 1
     later = tuple(i for i in save_idx if i > 0)
-    subs = [diffrax.SubSaveAt(t1=True)]
-    if later:
-        subs.append(diffrax.SubSaveAt(ts=grid[jnp.asarray(later)], fn=pick))
+    saved = []
     if save_idx[0] == 0:
-        subs.append(diffrax.SubSaveAt(t0=True, fn=pick))
-    sol = diffrax.diffeqsolve(
-        term,
-        GridStep(scheme),
-        t0=grid[0],
-        t1=grid[-1],
-        dt0=None,
-        y0=y0,
-        saveat=diffrax.SaveAt(subs=subs),
-        stepsize_controller=diffrax.StepTo(ts=grid),
-        max_steps=K,
-    )
-    yT, *saved = sol.ys
-    yT = jax.tree.map(lambda x: x[-1], yT)
-    saved = saved[::-1]  # t0 first
+        saved.append(jax.tree.map(lambda x: x[None], pick(grid[0], y0, None)))
+    y, k = y0, 0
+    for length, count in _segments(later):
+        y, picks = _advance_and_save(term, scheme, y, grid, k, length, count, pick)
+        saved.append(picks)
+        k += length * count
+    if k < K:
+        y, _ = _advance_and_save(term, scheme, y, grid, k, K - k, 1, None)
     stacked = jax.tree.map(lambda *xs: jnp.concatenate(xs), *saved)
-    return yT, stacked
+    return y, stacked
+
+
+def _segments(later: tuple[int, ...]) -> list[tuple[int, int]]:
+    """The save points as runs of equally long segments: `(length, count)` pairs."""
+    runs: list[list[int]] = []
+    prev = 0
+    for i in later:
+        length = i - prev
+        if runs and runs[-1][0] == length:
+            runs[-1][1] += 1
+        else:
+            runs.append([length, 1])
+        prev = i
+    return [(a, b) for a, b in runs]
+
+
+def _advance_and_save(term, scheme, y, grid, k0: int, length: int, count: int, pick):
+    """`count` segments of `length` grid steps from step `k0`, saving `pick` after each.
+
+    Two nested `lax.scan`s: the outer over segments, the inner (rematerialised in reverse
+    mode, `jax.checkpoint`) over the steps of one segment, so a gradient keeps one state per
+    segment plus one segment's steps, not one per step.
+    """
+
+    def one_step(y, k):
+        return term.step(scheme, grid[k], grid[k + 1], y), None
+
+    @jax.checkpoint
+    def segment(y, j):
+        ks = k0 + j * length + jnp.arange(length)
+        y, _ = jax.lax.scan(one_step, y, ks)
+        out = None if pick is None else pick(grid[k0 + (j + 1) * length], y, None)
+        return y, out
+
+    return jax.lax.scan(segment, y, jnp.arange(count))

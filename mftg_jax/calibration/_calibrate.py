@@ -24,13 +24,15 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
-from tqdm import tqdm
 
+from .._simulation._progress import progress_bar
 from ._checkpoint import default_checkpoint as default_checkpoint, fingerprint, load
+from ._criteria import information_criteria
 from ._data import PriceSeries
 from ._optimiser import checkpointer, Programs, Run, run_start
 from ._parametrisation import Parametrisation, seasonal_harmonics
 from ._price_model import StructuralDefaults
+from ._summary import format_summary
 
 
 class CalibrationWarning(UserWarning):
@@ -110,6 +112,9 @@ class CalibrationResult:
     - `history`: loss per iteration of the best start.
     - `covariance`: $H^{-1}$ of the coordinates (None without standard errors);
       `hessian_singular`: whether $H$ was singular or indefinite.
+    - `evaluation`: what [`calibration_report`][] measured beside the fit (test NLL, the
+      baselines' NLLs and information criteria, the data's windows; None otherwise), shown
+      by `summary()`.
     """
 
     parametrisation: Parametrisation
@@ -124,6 +129,22 @@ class CalibrationResult:
     history: tuple[float, ...]
     covariance: np.ndarray | None = None
     hessian_singular: bool = False
+    evaluation: dict | None = None
+
+    @property
+    def n_params(self) -> int:
+        """The number of fitted coordinates $k$."""
+        return self.parametrisation.size
+
+    def information(self) -> dict:
+        """Log-likelihood and information criteria of the fit ([`information_criteria`][])."""
+        return information_criteria(self.loss, self.n_obs, self.n_params)
+
+    def summary(self) -> str:
+        """A statsmodels-style table of the fit: the identified quantities with standard
+        errors, $z$ and 95% intervals, the implied quantities, the log-likelihood, AIC and
+        BIC, and (from `evaluation`) the train and test NLL against the baselines."""
+        return format_summary(self)
 
     def price_model(self):
         return self.parametrisation.price_model(jnp.asarray(self.u))
@@ -166,6 +187,7 @@ def calibrate(
     progress: bool = False,
     stderr: bool = True,
     callback: Callable[[int, int, float], None] | None = None,
+    keep_checkpoint: bool = False,
 ) -> CalibrationResult:
     r"""Fit the price model of `calibrator` to `series` by maximum likelihood (module doc).
 
@@ -174,8 +196,10 @@ def calibrate(
     - `series`: the training [`PriceSeries`][] (time unit: hours, origin its first time).
     - `calibrator`: a [`PriceCalibrator`][].
     - `checkpoint`: a file to checkpoint to and resume from (None: no checkpoint). A
-      checkpoint written for other data or settings is ignored. It is removed on completion.
-    - `progress`: show a tqdm bar with the current loss.
+      checkpoint written for other data or settings is ignored. It is removed on completion
+      unless `keep_checkpoint` (the caller then removes it once the result is safe).
+    - `progress`: show progress with the current loss (a live bar on a terminal, a line per
+      5% of the iterations on any other stream).
     - `stderr`: compute the Hessian and the covariance of the coordinates.
     - `callback`: called as `callback(start, iteration, loss)` after each L-BFGS iteration
       (after the checkpoint is written); it may raise to stop the run.
@@ -206,7 +230,7 @@ def calibrate(
         run = Run(u=jnp.asarray(starts[s], dtype=float), phase="adam" if cal.warmup else "lbfgs")
         if saved is not None and "start" in saved and int(saved["start"]) == s:
             run, saved = Run.restore(saved, progs), None
-        bar = tqdm(
+        bar = progress_bar(
             total=cal.warmup + cal.max_iter,
             initial=run.it,
             desc=f"calibrate {param.model} start {s + 1}/{cal.starts}",
@@ -234,7 +258,7 @@ def calibrate(
     cov, singular = (None, False)
     if stderr:
         cov, singular = _covariance(param, progs, u_best, int(y.shape[0]))
-    if checkpoint and os.path.exists(checkpoint):
+    if checkpoint and os.path.exists(checkpoint) and not keep_checkpoint:
         os.remove(checkpoint)
     if not conv:
         warnings.warn(
@@ -256,6 +280,17 @@ def calibrate(
         covariance=cov,
         hessian_singular=singular,
     )
+
+
+def with_covariance(result: CalibrationResult, series: PriceSeries) -> CalibrationResult:
+    """`result` (fitted to `series`) with the covariance of its coordinates, $H^{-1}$ at the
+    optimum (what `calibrate(..., stderr=True)` computes)."""
+    param = result.parametrisation
+    y = jnp.asarray(series.prices, dtype=float)
+    t = jnp.asarray(series.hours(), dtype=float)
+    progs = Programs(param, y, t, 0.02)
+    cov, singular = _covariance(param, progs, jnp.asarray(result.u), int(y.shape[0]))
+    return dataclasses.replace(result, covariance=cov, hessian_singular=singular)
 
 
 def _starting_points(cal: PriceCalibrator, param: Parametrisation, series) -> list:

@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from ._csvfile import csv_records
+from ._dates import _parse_date
 
 _TIME_FORMATS = (
     "%Y-%m-%d %H:%M:%S",
@@ -102,69 +103,18 @@ class PriceSeries:
         return i
 
 
-def _parse_date(d, *, end: bool) -> np.datetime64:
-    if isinstance(d, np.datetime64):
-        return d.astype("datetime64[s]")
-    s = str(d).strip()
-    try:
-        t = pd.Timestamp(s)
-    except (ValueError, TypeError) as e:
-        raise ValueError(f"cannot read date {d!r} (use yyyy-mm-dd or yyyy-mm-dd HH:MM)") from e
-    bare = len(s) <= 10
-    t64 = np.datetime64(t.to_datetime64(), "s")
-    if end and bare:
-        t64 = t64 + np.timedelta64(86399, "s")
-    return t64
-
-
 @dataclasses.dataclass(frozen=True)
 class Split:
-    """A train/test split of one series (`test` is None without a test period)."""
+    """A train/test split of one series (`test` is None without a test period).
+
+    `test_window` says how the test window was chosen: `"given"`, `"one year after
+    training"` (the default), `"one year after training, cut at the end of the data"`, or
+    `"none"`."""
 
     train: PriceSeries
     test: PriceSeries | None
     span: PriceSeries
-
-
-def split_series(
-    series: PriceSeries, train_start=None, train_end=None, test_start=None, test_end=None
-) -> Split:
-    """Split `series` by dates (inclusive; bare dates cover whole days).
-
-    Without test dates there is no test period. A test start alone trains on everything
-    before it; a train end alone tests on everything after it (to `test_end` if given).
-    `span` is the contiguous stretch from the training start to the test end, over which the
-    test period is filtered one step ahead with the training parameters.
-    """
-    step = series.step
-    ts = lambda d, e: _parse_date(d, end=e)  # noqa: E731
-    t_lo = ts(train_start, False) if train_start is not None else series.times[0]
-    has_test = test_start is not None or test_end is not None
-    if train_end is not None:
-        t_hi = ts(train_end, True)
-    elif test_start is not None:
-        t_hi = ts(test_start, False) - step
-    else:
-        t_hi = series.times[-1]
-    train = series.between(t_lo, t_hi)
-    if not has_test and train_end is None:
-        return Split(train, None, train)
-    if not has_test:
-        # A train end alone: the test period is the rest of the series.
-        if t_hi >= series.times[-1]:
-            return Split(train, None, train)
-        test = series.between(train.times[-1] + step, None)
-    else:
-        s_lo = ts(test_start, False) if test_start is not None else train.times[-1] + step
-        s_hi = ts(test_end, True) if test_end is not None else series.times[-1]
-        test = series.between(s_lo, s_hi)
-    if test.times[0] <= train.times[-1]:
-        raise ValueError(
-            f"test period starts at {test.times[0]}, inside the training period (which ends "
-            f"at {train.times[-1]}); test_start must be after train_end"
-        )
-    span = series.between(train.times[0], test.times[-1])
-    return Split(train, test, span)
+    test_window: str = "given"
 
 
 def _where(path: str, line: int, col: int, name: str) -> str:

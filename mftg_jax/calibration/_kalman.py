@@ -114,7 +114,7 @@ def _filter(model: LinearPriceModel, y, t, dt, full: bool, unroll: int):
         pit = jnp.sum(prior * jax.scipy.stats.norm.cdf(v / sd))
         pmean = jnp.sum(prior * (mc + mi))
         pvar = jnp.sum(prior * (S + (mc + mi) ** 2)) - pmean**2
-        return new, (-lse, pit, pmean, pvar, w[1:])
+        return new, (-lse, pit, pmean, pvar, w[1:], new)
 
     init = (zero, zero, p0[0].astype(dtype), zero, p0[1].astype(dtype))
     _, out = jax.lax.scan(step, init, e, unroll=unroll)
@@ -154,7 +154,64 @@ def nll_per_step(model: LinearPriceModel, y, t, dt: float = 1.0, *, unroll: int 
 @eqx.filter_jit
 def kalman_filter(model: LinearPriceModel, y, t, dt: float = 1.0) -> FilterOutput:
     """Run the filter and return per-observation diagnostics ([`FilterOutput`][])."""
-    _, (nll, pit, mean, var, jp) = _filter(model, y, t, dt, True, 4)
+    _, (nll, pit, mean, var, jp, _) = _filter(model, y, t, dt, True, 4)
     eps = jnp.finfo(pit.dtype).eps
     resid = jax.scipy.stats.norm.ppf(jnp.clip(pit, eps, 1 - eps))
     return FilterOutput(nll, pit, resid, model.seasonal_mean(t) + mean, var, jp)
+
+
+class FilteredState(NamedTuple):
+    """The filtered law of the factors $x = (x_c, x_i)$ (common, deviation).
+
+    - `mean`: $E[x_k \\mid y_{\\le k}]$, shape `(T, 2)`.
+    - `cov`: its covariance, `(T, 2, 2)` (of the collapsed posterior mixture).
+    """
+
+    mean: Array
+    cov: Array
+
+
+@eqx.filter_jit
+def filtered_state(model: LinearPriceModel, y, t, dt: float = 1.0) -> FilteredState:
+    r"""The filter's posterior mean and covariance of the two factors after each observation.
+
+    The posterior mixture of the update step collapsed to its mean and covariance (exact,
+    the Kalman filter's, without jumps); the price is $m(t_k) + x_{c,k} + x_{i,k}$, so
+    $\hat p_k = m(t_k) + x_{c,k}$ and $p_k - \hat p_k = x_{i,k}$ in the game's terms.
+
+    **Arguments:** `model`, a [`LinearPriceModel`][]; `y`, the prices at the times `t`
+    (hours, the model's seasonal origin); `dt`, the step in hours.
+
+    **Returns:** a [`FilteredState`][].
+    """
+    _, out = _filter(model, y, t, dt, True, 4)
+    xc, xi, pcc, pci, pii = out[-1]
+    mean = jnp.stack([xc, xi], axis=-1)
+    cov = jnp.stack([jnp.stack([pcc, pci], -1), jnp.stack([pci, pii], -1)], -2)
+    return FilteredState(mean, cov)
+
+
+def predict_state(model: LinearPriceModel, mean, cov, dt: float = 1.0, steps: int = 1):
+    r"""Predict the factors' law `steps` steps of `dt` hours ahead (no observation).
+
+    $m \mapsto F^k m$, $P \mapsto F^k P F^k + \sum_{j<k} F^j (Q + V_J) F^j$ with
+    $F = \mathrm{diag}(e^{-\kappa\Delta})$, $V_J$ the per-step variance of the compensated
+    jumps: the mean and covariance of the model's discretised dynamics, exactly.
+
+    **Arguments:** `model`; `mean (2,)`, `cov (2, 2)`: the law now; `dt`; `steps` $\ge 0$.
+
+    **Returns:** `(mean, cov)` after `steps` steps.
+    """
+    if not (isinstance(steps, int) and steps >= 0):
+        raise ValueError(f"steps must be an integer >= 0, got {steps!r}")
+    mean, cov = jnp.asarray(mean), jnp.asarray(cov)
+    phi = jnp.exp(-model.kappa * dt)
+    q = model.sigma**2 * (-jnp.expm1(-2 * model.kappa * dt)) / (2 * model.kappa)
+    pj, mu, sj = model.jump_prob, model.jump_loc, model.jump_std
+    vj = pj * (sj**2 + mu**2) - (pj * mu) ** 2
+    fk = phi**steps
+    # The factors are independent apart from their initial covariance.
+    geo = jnp.where(phi < 1, (1 - fk**2) / jnp.where(phi < 1, 1 - phi**2, 1.0), steps)
+    new_mean = fk * mean
+    new_cov = cov * (fk[:, None] * fk[None, :]) + jnp.diag((q + vj) * geo)
+    return new_mean, new_cov

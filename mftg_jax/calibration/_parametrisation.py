@@ -18,6 +18,13 @@ The coordinates are unconstrained reals, smooth bijections of the identified qua
 (logs of $\kappa_i = \eta$, of $\kappa_c - \kappa_i = \eta K$ and of the volatilities, a
 softmax for the per-step jump probabilities, prices scaled by the training mean and standard
 deviation), which makes the problem well scaled.
+
+**Every coordinate is a game with a stationary equilibrium.** The logs give $\eta > 0$ and
+$K > 0$; `total_cost_curvature` then gives the identical producers' $R > 0$ for every such
+pair, and the stationary Riccati values exist and are unique for every $\eta > 0$, $R > 0$,
+$\lambda \ge 0$ (`mftg_jax/price/_stationary.py`, solved without loss of accuracy for
+$R$ down to $10^{-9}$ and $K$ up to $10^8$). So no constraint is needed: the fit cannot leave
+the region where the equilibrium it reads the likelihood from exists.
 """
 
 import equinox as eqx

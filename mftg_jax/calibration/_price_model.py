@@ -114,9 +114,12 @@ def _harmonic_indices(a: DemandIntercept) -> tuple[int, ...]:
 def _gamma_operator(game: PriceGame, beta, K) -> Array:
     eta = game.market.eta
     pr = game.producers
-    L = -(eta**2) * beta[:, None] / pr.R[None, :]
-    diag = pr.lam + eta + eta * K + eta**2 * beta / pr.R
-    return L + jnp.diag(diag)
+    n = beta.shape[0]
+    # Off-diagonal coupling only: the diagonal's own-term eta^2 beta_i / R_i cancels
+    # exactly, and adding then subtracting it loses digits when R is tiny.
+    off = 1 - jnp.eye(n, dtype=beta.dtype)
+    L = -(eta**2) * (beta[:, None] / pr.R[None, :]) * off
+    return L + jnp.diag(pr.lam + eta + eta * K)
 
 
 def seasonal_transfer(game: PriceGame, omega) -> Array:
@@ -279,11 +282,14 @@ def total_cost_curvature(eta, K, defaults: StructuralDefaults):
     With $x = KR/n = 1 - \eta\beta$ the stationary $\beta$-quadratic
     $\eta^2\beta^2 + R(\lambda + 2\eta + 2\eta K)\beta = 1$ becomes
     $x\,(b - 2) = x^2(b - 1)$, $b = n(\lambda/\eta + 2 + 2K)/K$, so $x = (b-2)/(b-1)$
-    and $R = nx/K$ (always $b > 2$).
+    and $R = nx/K$ (always $b > 2$: every $\eta > 0$, $K > 0$ has its $R > 0$). Computed as
+    $x = (n\lambda/\eta + 2n + 2(n-1)K)/(n\lambda/\eta + 2n + (2n-1)K)$: $b - 2$ itself
+    would cancel when $K$ is large.
     """
-    b = defaults.n * (defaults.lam / eta + 2 + 2 * K) / K
-    x = (b - 2) / (b - 1)
-    return defaults.n * x / K
+    n = defaults.n
+    base = n * defaults.lam / eta + 2 * n
+    x = (base + 2 * (n - 1) * K) / (base + (2 * n - 1) * K)
+    return n * x / K
 
 
 def game_from_identified(

@@ -5,18 +5,35 @@ ahead; the test period is filtered with the parameters fitted on the training pe
 continuing from the training data when the two periods are contiguous.
 """
 
+from collections.abc import Callable
 import dataclasses
 import os
 import time
+import warnings
 
 import jax.numpy as jnp
 import numpy as np
 
 from ._baselines import fit_ar1
-from ._calibrate import calibrate, CalibrationResult, default_checkpoint, PriceCalibrator
+from ._calibrate import (
+    calibrate,
+    CalibrationResult,
+    CalibrationWarning,
+    PriceCalibrator,
+    with_covariance,
+)
+from ._criteria import earns_parameters, information_criteria, likelihood_ratio
 from ._data import PriceSeries, Split
 from ._kalman import kalman_filter
 from ._price_model import StructuralDefaults
+from ._stages import (
+    load_covariance,
+    load_fit,
+    remove_stages,
+    save_covariance,
+    save_fit,
+    stage_path,
+)
 
 IDENTIFIED = (
     "eta (= idiosyncratic mean-reversion rate kappa_i, per hour)",
@@ -74,42 +91,120 @@ def calibration_report(
     *,
     checkpoint_dir: str | None = None,
     progress: bool = False,
+    keep_stages: bool = False,
+    callback: Callable[[str, int, int, float], None] | None = None,
 ) -> tuple[dict, dict]:
     """Fit the equilibrium model, the MRJD baseline (same code, one factor) and the AR(1)
     baseline on `split.train`; evaluate all three on `split.test`.
+
+    Four stages, each resumed from `checkpoint_dir` when it was finished before
+    (`_stages.py`): the equilibrium fit, the MRJD fit (each also resumed from its last
+    iteration), their Hessians (standard errors), and the report.
 
     **Arguments:**
 
     - `split`: a [`Split`][] (from [`split_series`][]).
     - `calibrator`: settings of the equilibrium fit; the MRJD fit uses the same ones.
-    - `checkpoint_dir`: where to checkpoint both fits (None: no checkpoints).
-    - `progress`: tqdm progress bars.
+    - `checkpoint_dir`: where to keep the iteration checkpoints and the finished stages
+      (None: nothing kept, nothing resumed).
+    - `progress`: progress of the fits (see [`calibrate`][]).
+    - `keep_stages`: keep the finished stages after the report (to be removed by
+      [`remove_stages`][] once the report is safely written); by default they are removed.
+    - `callback`: called as `callback(stage, start, iteration, loss)` after each optimiser
+      iteration of the fits (`stage` "equilibrium" or "mrjd"), and as
+      `callback(stage, 0, 0, nan)` when the stage "stderr" or "report" begins; it may raise
+      to stop the run.
 
     **Returns:** `(report, fits)`: the report (plain numbers and arrays, keys listed by
     `mftg calibrate --help`), and `{"equilibrium": CalibrationResult, "mrjd": ...,
-    "ar1": AR1}`.
+    "ar1": AR1}`; the equilibrium result carries the comparison in `evaluation` (its
+    `summary()` shows it).
     """
     t0 = time.perf_counter()
     train = split.train
-
-    def ck(cal):
-        # One file per data and settings: concurrent runs do not share checkpoints.
-        if checkpoint_dir is None:
-            return None
-        return os.path.join(checkpoint_dir, os.path.basename(default_checkpoint(train, cal)))
-
-    eq = calibrate(train, calibrator, checkpoint=ck(calibrator), progress=progress)
     # The same optimiser settings; the reduced-form model has no structural defaults.
-    mrjd_cal = dataclasses.replace(
-        calibrator,
-        model="mrjd",
-        jumps="none" if calibrator.jumps == "none" else "common",
-        defaults=StructuralDefaults(),
-    )
-    mrjd = calibrate(train, mrjd_cal, checkpoint=ck(mrjd_cal), progress=progress)
+    mrjd_cal = mrjd_calibrator(calibrator)
+    tell = callback or (lambda *a: None)
+
+    def fitted(name: str, cal: PriceCalibrator) -> CalibrationResult:
+        param = cal.parametrisation(train)
+        where = None if checkpoint_dir is None else stage_path(checkpoint_dir, train, cal, "fit")
+        kept = None if where is None else load_fit(where, param)
+        if kept is not None:
+            if not kept.converged:
+                # As `calibrate` says of a fit that did not converge.
+                warnings.warn(
+                    f"calibration of the {param.model} model did not converge: {kept.reason}",
+                    CalibrationWarning,
+                    stacklevel=3,
+                )
+            return kept
+        ck = None if where is None else stage_path(checkpoint_dir, train, cal, "checkpoint")
+        r = calibrate(
+            train,
+            cal,
+            checkpoint=ck,
+            progress=progress,
+            stderr=False,
+            callback=lambda s, it, v: tell(name, s, it, v),
+            keep_checkpoint=True,
+        )
+        if where is not None:
+            # The result is safe on disk before its iteration checkpoint goes.
+            save_fit(where, r)
+            if os.path.exists(ck):
+                os.remove(ck)
+        return r
+
+    def with_stderr(r: CalibrationResult, cal: PriceCalibrator) -> CalibrationResult:
+        where = None if checkpoint_dir is None else stage_path(checkpoint_dir, train, cal, "cov")
+        kept = None if where is None else load_covariance(where, r)
+        if kept is not None:
+            return kept
+        r = with_covariance(r, train)
+        if where is not None:
+            save_covariance(where, r)
+        return r
+
+    eq = fitted("equilibrium", calibrator)
+    mrjd = fitted("mrjd", mrjd_cal)
+    tell("stderr", 0, 0, float("nan"))
+    eq = with_stderr(eq, calibrator)
+    mrjd = with_stderr(mrjd, mrjd_cal)
+    tell("report", 0, 0, float("nan"))
     ar1 = fit_ar1(train.prices)
+    nll_train = {
+        "equilibrium": eq.loss,
+        "mrjd": mrjd.loss,
+        "ar1": float(np.mean(ar1.nll_per_step(train.prices))),
+    }
+    nll_test = {"equilibrium": None, "mrjd": None, "ar1": None}
+    if split.test is not None:
+        nll_test["equilibrium"] = test_nll(eq, split)
+        nll_test["mrjd"] = test_nll(mrjd, split)
+        sl = _test_slice(split)
+        ar = ar1.nll_per_step(split.span.prices)
+        nll_test["ar1"] = float(np.mean(ar[sl.start - 1 : sl.stop - 1]))
+    info = {
+        "equilibrium": eq.information(),
+        "mrjd": mrjd.information(),
+        # Conditional on the first price: T - 1 terms; c, phi, s.
+        "ar1": information_criteria(nll_train["ar1"], len(train) - 1, 3),
+    }
+    lr = likelihood_ratio(info["equilibrium"], info["mrjd"])
+    data = _data_info(split)
+    evaluation = {
+        "data": data,
+        "nll_train": nll_train,
+        "nll_test": nll_test,
+        "information": info,
+        "lr_vs_mrjd": lr,
+        "earns_parameters": earns_parameters(info, nll_test),
+    }
+    eq = dataclasses.replace(eq, evaluation=evaluation)
+    mrjd = dataclasses.replace(mrjd, evaluation=evaluation)
     report = {
-        "data": _data_info(split),
+        "data": data,
         "params": eq.identified(),
         "stderr": eq.stderr("identified"),
         "implied": eq.implied(),
@@ -121,11 +216,14 @@ def calibration_report(
             "not_identified": list(NOT_IDENTIFIED),
         },
         "nll_train_per_obs": eq.loss,
-        "nll_test_per_obs": None,
-        "baseline_nll_train_per_obs": float(np.mean(ar1.nll_per_step(train.prices))),
-        "baseline_nll_test_per_obs": None,
+        "nll_test_per_obs": nll_test["equilibrium"],
+        "baseline_nll_train_per_obs": nll_train["ar1"],
+        "baseline_nll_test_per_obs": nll_test["ar1"],
         "mrjd_nll_train_per_obs": mrjd.loss,
-        "mrjd_nll_test_per_obs": None,
+        "mrjd_nll_test_per_obs": nll_test["mrjd"],
+        "information_criteria": info,
+        "lr_vs_mrjd": lr,
+        "earns_parameters": evaluation["earns_parameters"],
         "converged": eq.converged,
         "convergence": eq.reason,
         "iterations": eq.iterations,
@@ -141,14 +239,20 @@ def calibration_report(
         "units": "time in hours; rates per hour; prices in the data's unit",
         "seconds": None,
     }
-    if split.test is not None:
-        report["nll_test_per_obs"] = test_nll(eq, split)
-        report["mrjd_nll_test_per_obs"] = test_nll(mrjd, split)
-        sl = _test_slice(split)
-        ar = ar1.nll_per_step(split.span.prices)
-        report["baseline_nll_test_per_obs"] = float(np.mean(ar[sl.start - 1 : sl.stop - 1]))
     report["seconds"] = time.perf_counter() - t0
+    if not keep_stages:
+        remove_stages(checkpoint_dir, train, (calibrator, mrjd_cal))
     return report, {"equilibrium": eq, "mrjd": mrjd, "ar1": ar1}
+
+
+def mrjd_calibrator(calibrator: PriceCalibrator) -> PriceCalibrator:
+    """The settings of the MRJD fit that [`calibration_report`][] pairs with `calibrator`."""
+    return dataclasses.replace(
+        calibrator,
+        model="mrjd",
+        jumps="none" if calibrator.jumps == "none" else "common",
+        defaults=StructuralDefaults(),
+    )
 
 
 def _data_info(split: Split) -> dict:
@@ -163,6 +267,7 @@ def _data_info(split: Split) -> dict:
         "n_train": len(tr),
         "test": None if te is None else [str(te.times[0]), str(te.times[-1])],
         "n_test": 0 if te is None else len(te),
+        "test_window": split.test_window,
         "repairs": list(tr.repairs),
     }
     return info

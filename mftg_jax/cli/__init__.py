@@ -14,6 +14,7 @@ import re
 import sys
 import warnings
 
+from ._cache import enable_compile_cache
 from ._errors import describe, EXIT_INTERNAL
 
 # Sub-command modules of this package, in the order `mftg --help` lists them.
@@ -22,6 +23,7 @@ _COMMANDS = (
     "simulate",
     "scenario",
     "calibrate",
+    "forecast",
     "certify",
     "solve_general",
     "regulate",
@@ -52,13 +54,24 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2)
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The `mftg` parser with every sub-command, or with `only` that one (each command
+    module imports its family: a call registers just the command it runs)."""
     parser = _Parser(
         prog="mftg",
         description="Mean-field-type games of electricity markets: solve, simulate, calibrate.",
+        epilog="Compiled programs are cached on disk and reused by later calls (in "
+        "$XDG_CACHE_HOME/mftg_jax/jax, or the folder $MFTG_COMPILE_CACHE names; "
+        "MFTG_COMPILE_CACHE=0 or --no-compile-cache turns it off).",
+    )
+    parser.add_argument("--version", action="version", version=f"mftg_jax {_version()}")
+    parser.add_argument(
+        "--no-compile-cache",
+        action="store_true",
+        help="neither read nor write the persistent compilation cache",
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for name in _COMMANDS:
+    for name in _COMMANDS if only is None else (only,):
         importlib.import_module(f"{__name__}.{name}").register(sub)
     return parser
 
@@ -70,10 +83,11 @@ def main(argv: list[str] | None = None) -> int:
     # (simulations still choose their own dtype).
     jax.config.update("jax_enable_x64", True)
     try:
-        args = build_parser().parse_args(argv)
+        args = build_parser(_command_of(sys.argv[1:] if argv is None else argv)).parse_args(argv)
     except SystemExit as e:
         # --help (0) and argument errors (2, already printed as one line).
         return e.code if isinstance(e.code, int) else 2
+    enable_compile_cache(disabled=args.no_compile_cache)
 
     def show(message, category, filename, lineno, file=None, line=None):
         print(f"mftg {args.command}: warning: {_one_line(str(message))}", file=sys.stderr)
@@ -91,6 +105,10 @@ def main(argv: list[str] | None = None) -> int:
             sys.stderr.flush()
             os._exit(130)
         return 130
+    except BrokenPipeError:
+        # The reader went away (`mftg ... | head`): nothing more to say.
+        sys.stderr.close()
+        return 0
     except CertificateFailure as e:
         print(f"mftg {args.command}: certificate failed: {_one_line(str(e))}", file=sys.stderr)
         return 1
@@ -101,6 +119,22 @@ def main(argv: list[str] | None = None) -> int:
         kind = "internal error" if code == EXIT_INTERNAL else "error"
         print(f"mftg {args.command}: {kind}: {_one_line(msg)}", file=sys.stderr)
         return code
+
+
+def _command_of(argv: list[str]) -> str | None:
+    """The sub-command `argv` runs, when its first non-option word names one (else None:
+    help, a typo or no command, for which the parser lists every command)."""
+    words = [a.replace("-", "_") for a in argv if not a.startswith("-")]
+    return words[0] if words and words[0] in _COMMANDS else None
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("mftg_jax")
+    except PackageNotFoundError:  # run from a source tree that was not installed
+        return "unknown (not installed)"
 
 
 def _one_line(msg: str, limit: int = 400) -> str:

@@ -12,7 +12,6 @@ import tempfile
 import numpy as np
 
 from ..price import load_game, PriceGame
-from ..slides import scenario_game
 from . import UsageError
 
 
@@ -28,14 +27,40 @@ def game_from_args(args: argparse.Namespace) -> PriceGame:
     if (args.config is None) == (args.scenario is None):
         raise UsageError("give exactly one of CONFIG.toml or --scenario N")
     if args.config is not None:
-        return load_game(args.config)
+        try:
+            return load_game(args.config)
+        except OSError as e:
+            # What the reader does not name itself (a path through a file, a name too long).
+            raise UsageError(f"{args.config}: cannot be read ({e.strerror or e})") from None
     if args.scenario == 1:
         raise UsageError(
             "scenario 1 is the uncontrolled price, not a price game; run `mftg scenario 1`"
         )
     if args.scenario not in (2, 3):
         raise UsageError(f"--scenario must be 1, 2 or 3, got {args.scenario}")
+    # The slides' presets load their figure code (matplotlib): only when a preset is asked for.
+    from ..slides import scenario_game
+
     return scenario_game(args.scenario)
+
+
+def quantile_levels(text: str) -> tuple[float, ...]:
+    """An argparse type: comma-separated quantile levels in (0, 1), strictly increasing."""
+    parts = [x.strip() for x in text.split(",")]
+    try:
+        if not parts or any(len(x) > 40 for x in parts):
+            raise ValueError
+        levels = tuple(float(x) for x in parts)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"must be comma-separated numbers in (0, 1), e.g. 0.05,0.5,0.95, got {text[:40]!r}"
+        ) from None
+    bad = [v for v in levels if not 0 < v < 1]
+    if bad:
+        raise argparse.ArgumentTypeError(f"must be levels in (0, 1), got {bad[0]:g}")
+    if any(b <= a for a, b in zip(levels, levels[1:])):
+        raise argparse.ArgumentTypeError(f"must be strictly increasing, got {text.strip()}")
+    return levels
 
 
 def to_jsonable(x, where: str = "result"):

@@ -80,7 +80,7 @@ def certify_report(game, *, scenarios=400, paths=8, steps=1000, seed=0) -> dict:
     return {
         "nash_gap": gap,
         "general_vs_price_max_rel_err": float(np.max(errs)),
-        "mc_cost_z_scores": z,
+        "mc_revenue_z_scores": z,
         "revenue_mc_rel_err": (revenue_mc - revenue) / np.abs(revenue),
         "revenue": revenue,
         "revenue_mc": revenue_mc,
@@ -96,18 +96,18 @@ def failures(rep: dict) -> list[str]:
     out = []
     gap = np.abs(np.asarray(rep["nash_gap"], dtype=float))
     if np.max(gap) > GAP_TOL:
-        out.append(f"Nash gap {np.max(gap):.3g} > {GAP_TOL:g} (producer {int(np.argmax(gap))})")
+        out.append(f"Nash gap {np.max(gap):.3g} > {GAP_TOL:g} (producer {int(np.argmax(gap)) + 1})")
     if rep["general_vs_price_max_rel_err"] > SOLVER_TOL:
         out.append(
             f"general vs price solver differ by {rep['general_vs_price_max_rel_err']:.3g} "
             f"> {SOLVER_TOL:g}"
         )
-    zs = [(i, z) for i, z in enumerate(rep["mc_cost_z_scores"]) if z is not None]
+    zs = [(i, z) for i, z in enumerate(rep["mc_revenue_z_scores"]) if z is not None]
     bad = [(i, z) for i, z in zs if not abs(z) < Z_TOL]
     if bad:
         i, z = max(bad, key=lambda x: abs(x[1]))
         out.append(
-            f"Monte Carlo revenue z-score {z:.3g} beyond {Z_TOL:g} (producer {i}; "
+            f"Monte Carlo revenue z-score {z:.3g} beyond {Z_TOL:g} (producer {i + 1}; "
             f"{len(bad)} of {len(zs)}); more --steps reduce the Euler bias"
         )
     return out
@@ -140,10 +140,10 @@ def _print_text(game, rep: dict) -> None:
     print(f"Certificates of a price game with {game.n} producer(s)")
     print(f"{'producer':>8} {'nash_gap':>12} {'revenue':>14} {'MC revenue':>14} {'z':>8}")
     for i in range(game.n):
-        z = rep["mc_cost_z_scores"][i]
+        z = rep["mc_revenue_z_scores"][i]
         shown = f"{z:>8.2f}" if z is not None else f"{'n/a':>8}"
         print(
-            f"{i:>8} {float(rep['nash_gap'][i]):>12.3g} {float(rep['revenue'][i]):>14.6g} "
+            f"{i + 1:>8} {float(rep['nash_gap'][i]):>12.3g} {float(rep['revenue'][i]):>14.6g} "
             f"{float(rep['revenue_mc'][i]):>14.6g} {shown}"
         )
     print(

@@ -32,6 +32,7 @@ def solve_report(game) -> dict:
     cert = nash_gap(riccati)
     return {
         "n": game.n,
+        "terminal": game.market.terminal,
         "t0": game.market.t0,
         "t1": t1,
         "alpha": v.alpha,
@@ -57,13 +58,16 @@ def run(args: argparse.Namespace) -> int:
         print_json(rep)
         return 0
     n = game.n
-    print(f"Price game: {n} producer(s), horizon [{float(rep['t0']):g}, {float(rep['t1']):g}]")
+    print(
+        f"Price game: {n} producer(s), horizon [{float(rep['t0']):g}, {float(rep['t1']):g}], "
+        f"{rep['terminal']} terminal values"
+    )
     cols = ("alpha", "beta", "gamma", "delta", "revenue", "u_t1", "nash_gap")
     shown = min(n, 20)
     print(f"{'producer':>8} " + " ".join(f"{c:>14}" for c in cols))
     for i in range(shown):
         row = [float(np.asarray(rep[c])[i]) for c in cols]
-        print(f"{i:>8} " + " ".join(f"{x:>14.6g}" for x in row))
+        print(f"{i + 1:>8} " + " ".join(f"{x:>14.6g}" for x in row))
     if shown < n:
         print(f"... {n - shown} more (use --json for all)")
     print(f"conditional price phat(t1) = {float(rep['phat_t1']):.6g}")

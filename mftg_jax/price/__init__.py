@@ -28,11 +28,13 @@ from ._game import (
     PriceGame as PriceGame,
     Producers as Producers,
 )
+from ._initial import InitialLaw as InitialLaw
 from ._lowering import (
     from_lq as from_lq,
     revenue_from_lq_cost as revenue_from_lq_cost,
     to_lq as to_lq,
 )
+from ._periodic import periodic_gamma as periodic_gamma
 from ._policy import FeedbackPolicy as FeedbackPolicy
 from ._riccati import (
     AbstractRiccatiSolution as AbstractRiccatiSolution,

@@ -13,7 +13,9 @@ $$dX = (A(t)X + Bw)\,dt + \text{noise with covariance rate } \Sigma,\qquad
 $A = \begin{pmatrix}-\eta(1-\eta A_{-i}) & 0 & 0\\ 0 & -\eta(1+K_{-i}) & \eta(a+M_{-i})
 \\ 0&0&0\end{pmatrix}$, $B = -\eta\begin{pmatrix}1&0\\0&1\\0&0\end{pmatrix}$,
 $N_{21} = 1$, $N_{31} = -c_i$, $R_w = -\mathrm{diag}(r_i, r_i+\bar r_i)$,
-$G = -q\,e_1e_1^\top$, $\Sigma = \mathrm{diag}(\sigma^2+\nu E Y^2, \sigma_o^2+\nu_o E Y_o^2, 0)$.
+$G$ the terminal values ($\tfrac12X^\top GX = \tfrac{\alpha_i}2y^2 + \tfrac{\beta_i}2\hat p^2
++ \gamma_i\hat p + \delta_i$ at $t_1$: $G = -q\,e_1e_1^\top$ for the terminal penalty),
+$\Sigma = \mathrm{diag}(\sigma^2+\nu E Y^2, \sigma_o^2+\nu_o E Y_o^2, 0)$.
 
 The value is $\tfrac12 X^\top P X$ with the generic matrix Riccati equation
 $$-\dot P + \lambda P = A^\top P + PA - (N+PB)R_w^{-1}(N+PB)^\top
@@ -29,9 +31,15 @@ import diffrax
 import equinox as eqx
 import jax.numpy as jnp
 
-from .._certify import best_response_values, certificate, NashCertificate, PlayerProblem
+from .._certify import (
+    best_response_values,
+    certificate,
+    check_best_response,
+    NashCertificate,
+    PlayerProblem,
+)
 from .._odes import default_controller
-from ._riccati import AbstractRiccatiSolution
+from ._riccati import AbstractRiccatiSolution, terminal_values
 
 
 def _player_problem(t, i, riccati: AbstractRiccatiSolution) -> PlayerProblem:
@@ -67,7 +75,20 @@ def _certify(riccati: AbstractRiccatiSolution, controller, max_steps):
     game = riccati.game
     mk = game.market
     n = game.n
-    G = jnp.zeros((n, 3, 3)).at[:, 0, 0].set(-mk.q)
+    tv = terminal_values(game)
+    G = (
+        jnp.zeros((n, 3, 3))
+        .at[:, 0, 0]
+        .set(tv.alpha)
+        .at[:, 1, 1]
+        .set(tv.beta)
+        .at[:, 1, 2]
+        .set(tv.gamma)
+        .at[:, 2, 1]
+        .set(tv.gamma)
+        .at[:, 2, 2]
+        .set(2 * tv.delta)
+    )
     X0 = jnp.stack([mk.p0 - mk.phat0, mk.phat0, jnp.ones_like(mk.p0)])
     br, cand = best_response_values(
         _player_problem,
@@ -107,4 +128,6 @@ def nash_gap(
     controller = (
         default_controller(1e-10, 1e-10) if stepsize_controller is None else stepsize_controller
     )
-    return _certify(riccati, controller, max_steps)
+    cert = _certify(riccati, controller, max_steps)
+    check_best_response(cert.best_response_value)
+    return cert

@@ -10,6 +10,7 @@ The format (all keys of `[noise]` optional)::
     eta = 0.5
     a = 1.0               # or a = { mean = 30.0, period = 24.0, cos = [2.0], sin = [1.0] }
     q = 1.0
+    terminal = "penalty"  # optional: "penalty" (default) or "stationary"
     [producers]           # one entry per producer
     c = [1.0, 5.0, 10.0]
     r = [1.0, 2.0, 3.0]
@@ -49,10 +50,10 @@ from .._toml import (
     table as _table,
     unknown as _unknown,
 )
-from ._game import DemandIntercept, Market, Noise, PriceGame, Producers
+from ._game import DemandIntercept, Market, Noise, PriceGame, Producers, TERMINALS
 
 _TOP = {"t0", "t1", "p0", "phat0", "market", "producers", "noise"}
-_MARKET = {"eta", "a", "q"}
+_MARKET = {"eta", "a", "q", "terminal"}
 _PRODUCERS = {"c", "r", "rbar", "lam"}
 _NOISE = {"sigma", "sigma_o", "jumps", "common_jumps"}
 
@@ -71,6 +72,16 @@ def _intercept(v, where: str) -> DemandIntercept:
         cos=cos,
         sin=sin,
     )
+
+
+def _terminal(mk: dict) -> str:
+    v = mk.get("terminal", "penalty")
+    if not isinstance(v, str) or v not in TERMINALS:
+        shown = repr(v) if isinstance(v, str) else f"a {type(v).__name__}"
+        raise ConfigError(
+            f"market.terminal must be one of {', '.join(map(repr, TERMINALS))}, got {shown}"
+        )
+    return v
 
 
 def _jump_size(v, where: str) -> AbstractJumpSize:
@@ -131,6 +142,7 @@ def game_from_dict(d: dict) -> PriceGame:
             t1=_number(d, "t1", ""),
             p0=_number(d, "p0", ""),
             phat0=_number(d, "phat0", "", None),
+            terminal=_terminal(mk),
         )
         producers = Producers(**{k: _numbers(pr, k, "producers.") for k in _PRODUCERS})
         noise = Noise(
@@ -173,8 +185,14 @@ def _size_toml(size: AbstractJumpSize) -> str:
     raise TypeError(f"cannot write jump size {type(size).__name__} to TOML")
 
 
-def game_to_toml(game: PriceGame) -> str:
-    """The TOML text of `game`; [`load_game`][] reads it back to the same game."""
+def game_to_toml(game: PriceGame, header: str | None = None) -> str:
+    """The TOML text of `game`; [`load_game`][] reads it back to the same game.
+
+    **Arguments:**
+
+    - `game`: a [`PriceGame`][].
+    - `header`: an optional comment written first, each of its lines prefixed `# `.
+    """
     mk, pr, nz = game.market, game.producers, game.noise
     a = mk.a
     if a.is_constant:
@@ -184,7 +202,9 @@ def game_to_toml(game: PriceGame) -> str:
             f"{{ mean = {_fmt(a.mean)}, period = {_fmt(a.period)}, "
             f"cos = {_fmt(a.cos)}, sin = {_fmt(a.sin)} }}"
         )
+    head = [] if header is None else [("# " + x).rstrip() for x in header.splitlines()] + [""]
     lines = [
+        *head,
         f"t0 = {_fmt(mk.t0)}",
         f"t1 = {_fmt(mk.t1)}",
         f"p0 = {_fmt(mk.p0)}",
@@ -194,6 +214,7 @@ def game_to_toml(game: PriceGame) -> str:
         f"eta = {_fmt(mk.eta)}",
         f"a = {a_text}",
         f"q = {_fmt(mk.q)}",
+        f'terminal = "{mk.terminal}"',
         "",
         "[producers]",
         *(f"{k} = {_fmt(getattr(pr, k))}" for k in ("c", "r", "rbar", "lam")),

@@ -16,7 +16,9 @@ import numpy as np
 from .._simulation._driver import run_ensemble, RunInfo
 from .._simulation._spec import EnsembleSpec
 from .._simulation._statistics import Moments
+from .._validation import check_instance
 from ._game import PriceGame
+from ._initial import InitialLaw
 from ._simulation import PriceEnsemble, resolve_policy
 
 
@@ -31,9 +33,13 @@ class EnsembleResult(eqx.Module):
       mean of $p$ over each scenario's paths (tends to `phat` as paths grow).
     - `phat_mean, phat_var, phat_stderr (S,)`, `phat_quantiles (Q, S)`: $\hat p$ over scenarios.
     - `u_mean, u_stderr (S, n)`, `u_quantiles (Q, S, n)`: the controls $u_i(t, p, \hat p)$.
-    - `revenue_mean, revenue_stderr (n,)`: realised discounted revenue (compare with
-      `RiccatiSolution.revenue()`); `cost_mean, cost_stderr (n,)`: realised undiscounted cost
+    - `revenue_mean, revenue_stderr (n,)`, `revenue_quantiles (Q, n)`: realised discounted
+      revenue, terminal term included (compare with `RiccatiSolution.revenue()`);
+      `cost_mean, cost_stderr (n,)`, `cost_quantiles (Q, n)`: realised undiscounted cost
       $\int (c_i u_i + \tfrac{r_i}2 u_i^2 + \tfrac{\bar r_i}2 \hat u_i^2)\,dt$.
+    - `running_revenue_mean, running_revenue_stderr (S, n)`, `running_revenue_quantiles
+      (Q, S, n)` (with `revenue_series=True`, else `None`): the realised discounted running
+      revenue from $t_0$ to each save time (no terminal term).
     - `paths_p (F, S)`, `paths_u (F, S, n)`: the first `F = n_full_paths` paths of scenario 0.
     - `run`: the [`RunInfo`][mftg_jax.RunInfo]: `n_paths, n_common, n_steps, batch_size,
       n_devices`, `run_seconds`, `compile_seconds`, `path_steps_per_second` (run time only),
@@ -41,6 +47,12 @@ class EnsembleResult(eqx.Module):
 
     Standard errors: $\sqrt{\mathrm{var}/(MN)}$ when $M = 1$; otherwise the between-scenario
     standard error of the scenario means, which accounts for the common noise.
+
+    Quantiles over paths come from the engine's streamed histograms (`spec.bins` bins per
+    save time and quantity, edges from the first batch's range widened by half of it on
+    each side): each is exact to within one bin width, $2(\max - \min)/\text{bins}$ of the
+    first batch (0.4% of that range with the default 512 bins), on top of its Monte Carlo
+    error. $\hat p$ quantiles are exact over the $M$ scenarios.
     """
 
     times: np.ndarray
@@ -65,6 +77,11 @@ class EnsembleResult(eqx.Module):
     paths_p: np.ndarray
     paths_u: np.ndarray
     run: RunInfo
+    revenue_quantiles: np.ndarray
+    cost_quantiles: np.ndarray
+    running_revenue_mean: np.ndarray | None = None
+    running_revenue_stderr: np.ndarray | None = None
+    running_revenue_quantiles: np.ndarray | None = None
 
     def summary(self) -> dict[str, Any]:
         """The headline figures at $t_1$ as a JSON-ready dict."""
@@ -77,8 +94,43 @@ class EnsembleResult(eqx.Module):
             "stderr_revenue": self.revenue_stderr.tolist(),
             "mean_cost": self.cost_mean.tolist(),
             "stderr_cost": self.cost_stderr.tolist(),
+            "quantile_levels": self.quantile_levels.tolist(),
+            "revenue_quantiles": self.revenue_quantiles.T.tolist(),
+            "cost_quantiles": self.cost_quantiles.T.tolist(),
             **self.run.as_dict(),
         }
+
+    def to_pandas(self):
+        """The quantile time series as a `pandas.DataFrame`, one row per save time.
+
+        Columns: `time`; for each quantity `X` in `p`, `phat`, `u{i}` (producer $i = 1..n$)
+        and, with `revenue_series=True`, `revenue{i}` (running revenue from $t_0$), the
+        columns `X_mean` and `X_q{level}` (e.g. `p_q0.05`, `u1_q0.5`). `phat` quantiles are
+        over the scenarios ($M = 1$: its one path).
+        """
+        import pandas as pd
+
+        f64 = lambda x: np.asarray(x, dtype=np.float64)  # noqa: E731
+        cols = {"time": f64(self.times)}
+
+        def add(name, mean, quantiles):
+            cols[f"{name}_mean"] = f64(mean)
+            for level, q in zip(self.quantile_levels, quantiles):
+                cols[f"{name}_q{level:g}"] = f64(q)
+
+        add("p", self.p_mean, self.p_quantiles)
+        add("phat", self.phat_mean, self.phat_quantiles)
+        n = self.u_mean.shape[1]
+        for i in range(n):
+            add(f"u{i + 1}", self.u_mean[:, i], self.u_quantiles[:, :, i])
+        if self.running_revenue_mean is not None:
+            for i in range(n):
+                add(
+                    f"revenue{i + 1}",
+                    self.running_revenue_mean[:, i],
+                    self.running_revenue_quantiles[:, :, i],
+                )
+        return pd.DataFrame(cols)
 
 
 def simulate(
@@ -90,6 +142,8 @@ def simulate(
     mesh: Mesh | None = None,
     progress: bool = False,
     checkpoint: str | bool | None = None,
+    initial: InitialLaw | None = None,
+    revenue_series: bool = False,
 ) -> EnsembleResult:
     r"""Simulate the price game's ensemble and return its statistics.
 
@@ -113,10 +167,17 @@ def simulate(
       fingerprint of the run) where the merged statistics are saved after every batch; the
       same call after an interruption resumes there, with results bit for bit those of an
       uninterrupted run. Removed on completion.
+    - `initial`: an [`InitialLaw`][mftg_jax.price.InitialLaw]: $\hat p_0$ drawn once per
+      scenario and $p_0 - \hat p_0$ per path from its conditional law (counter-based keys:
+      the result does not depend on the batch size); default: the game's `p0`, `phat0`.
+    - `revenue_series`: also stream each producer's running revenue at the save times
+      (`running_revenue_*` of the result, `revenue{i}` columns of `to_pandas()`).
 
     **Returns:** an [`EnsembleResult`][mftg_jax.price.EnsembleResult].
     """
-    model = PriceEnsemble(game, resolve_policy(game, policy))
+    if initial is not None:
+        check_instance("initial", initial, InitialLaw)
+    model = PriceEnsemble(game, resolve_policy(game, policy), initial, revenue_series)
     st = run_ensemble(model, key, spec, mesh=mesh, progress=progress, checkpoint=checkpoint)
     levels = st.quantile_levels
     phat = np.asarray(st.per_scenario["phat"], dtype=np.float64)
@@ -146,4 +207,9 @@ def simulate(
         paths_p=st.full["p"],
         paths_u=st.full["u"],
         run=st.run,
+        revenue_quantiles=st.quantiles["revenue"],
+        cost_quantiles=st.quantiles["cost"],
+        running_revenue_mean=st.mean.get("running_revenue"),
+        running_revenue_stderr=st.stderr.get("running_revenue"),
+        running_revenue_quantiles=st.quantiles.get("running_revenue"),
     )

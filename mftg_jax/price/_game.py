@@ -57,6 +57,9 @@ class DemandIntercept(eqx.Module):
         return self.mean + jnp.sum(self.cos * jnp.cos(w) + self.sin * jnp.sin(w), axis=-1)
 
 
+TERMINALS = ("penalty", "stationary")
+
+
 def _intercept(a) -> DemandIntercept:
     if isinstance(a, DemandIntercept):
         return a
@@ -72,8 +75,16 @@ class Market(eqx.Module):
     - `a`: demand intercept, a number or a [`DemandIntercept`][].
     - `q`: weight of the terminal penalty $-\tfrac q2 (p(t_1)-\hat p(t_1))^2$ (any real; a
       negative `q` rewards terminal deviation and can make the Riccati solution explode).
+      Not used with `terminal="stationary"`.
     - `t0`, `t1`: the horizon, $t_0 < t_1$.
     - `p0`: initial price; `phat0`: initial conditional mean (defaults to `p0`).
+    - `terminal`: the terminal values of the Riccati system (a static setting).
+      `"penalty"` (default): $(\alpha, \beta, \gamma, \delta)(t_1) = (-q, 0, 0, 0)$, the
+      finite-horizon game of the slides. `"stationary"`: the stationary values
+      $(0, \beta^s, \gamma^s(t_1), 0)$
+      ([`terminal_values`][mftg_jax.price.terminal_values]), so that the equilibrium is the
+      stationary (for a seasonal intercept, periodic) one on the whole horizon, with no
+      horizon effect (docs/model.md, "Stationary terminal values").
     """
 
     eta: Scalar = eqx.field(converter=real("eta", "> 0", lambda v: v > 0))
@@ -83,8 +94,9 @@ class Market(eqx.Module):
     t1: Scalar = eqx.field(converter=real("t1"))
     p0: Scalar = eqx.field(converter=real("p0"))
     phat0: Scalar = eqx.field(converter=real("phat0"))
+    terminal: str = eqx.field(static=True)
 
-    def __init__(self, eta, a, q, t0, t1, p0, phat0=None):
+    def __init__(self, eta, a, q, t0, t1, p0, phat0=None, terminal="penalty"):
         self.eta = eta
         self.a = a
         self.q = q
@@ -92,8 +104,13 @@ class Market(eqx.Module):
         self.t1 = t1
         self.p0 = p0
         self.phat0 = p0 if phat0 is None else phat0
+        self.terminal = terminal
 
     def __check_init__(self):
+        if not isinstance(self.terminal, str) or self.terminal not in TERMINALS:
+            raise ValueError(
+                f"terminal must be one of {', '.join(map(repr, TERMINALS))}, got {self.terminal!r}"
+            )
         if is_concrete(self.t0, self.t1):
             t0, t1 = np.asarray(self.t0), np.asarray(self.t1)
             if not np.all(t1 > t0):

@@ -17,7 +17,7 @@ from ..lq import (
     zero_coefficients,
 )
 from ._game import PriceGame
-from ._riccati import RiccatiValues
+from ._riccati import RiccatiValues, terminal_values
 
 
 def to_lq(game: PriceGame) -> LQGame:
@@ -27,7 +27,9 @@ def to_lq(game: PriceGame) -> LQGame:
     $\sigma_{o0} = \sigma_o$; each compound-Poisson noise becomes one mark of intensity $\nu$
     and size $\sqrt{E[Y^2]}$ (the equilibrium only sees $\nu E[Y^2]$). The revenue is turned
     into a cost: $r$, $\bar r$, $\bar\epsilon_1 = -1$ ($E[\hat p u_i] = E[\hat p\hat u_i]$),
-    $\epsilon_2 = c_i$, $q_T = q$, $\bar q_T = -q$ (so $\tfrac q2(p-\hat p)^2$ in expectation).
+    $\epsilon_2 = c_i$, $q_T = q$, $\bar q_T = -q$ (so $\tfrac q2(p-\hat p)^2$ in expectation;
+    with stationary terminal values $q_T = -\alpha(t_1)$, $\bar q_T = \alpha(t_1) - \beta(t_1)$,
+    $\bar\epsilon_{3T} = -\gamma(t_1)$).
     The general solution's $(\alpha, \beta, \gamma, \delta)$ are then minus the price game's.
 
     **Arguments:** `game`: a `PriceGame`.
@@ -72,7 +74,10 @@ def to_lq(game: PriceGame) -> LQGame:
     )
     co = Coefficients(dyn, cost, co.cost_noise)
     zeros = jnp.zeros((1, n))
-    terminal = TerminalCost(mk.q * one, -mk.q * one, zeros, zeros)
+    # Terminal reward alpha/2 (p - phat)^2 + beta/2 phat^2 + gamma phat, as a cost in
+    # expectation (E[p phat] = E[phat^2]); delta(t1) = 0 in both terminal modes.
+    tv = terminal_values(game)
+    terminal = TerminalCost(-tv.alpha[None], (tv.alpha - tv.beta)[None], zeros, -tv.gamma[None])
     cos = sin = None
     if not mk.a.is_constant:
         H = mk.a.cos.shape[-1]

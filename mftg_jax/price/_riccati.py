@@ -14,7 +14,9 @@ with $R_i = r_i + \bar r_i$, $k_j = (1-\eta\beta_j)/R_j$, $m_j = (c_j+\eta\gamma
 $S_{-i}(z) = \sum_{j\ne i} z_j$ computed as total minus own term (O(n) per evaluation),
 $\Sigma = \sigma^2 + \nu E[Y^2]$ and $\Sigma_o = \sigma_o^2 + \nu_o E[Y_o^2]$.
 (Slides, "Stochastic Riccati system"; the slides' $\gamma_i(0) = 0$ is a misprint for
-$\gamma_i(t_1) = 0$ and they drop the common-jump variance in $\delta_i$.)
+$\gamma_i(t_1) = 0$ and they drop the common-jump variance in $\delta_i$.) These are the
+terminal values of `Market(terminal="penalty")`; `terminal="stationary"` replaces them by the
+stationary ones ([`terminal_values`][]).
 """
 
 import abc
@@ -38,6 +40,8 @@ from .._odes import (
 )
 from .._validation import check_instance, check_time
 from ._game import PriceGame
+from ._periodic import periodic_gamma
+from ._stationary import stationary_values
 
 
 class RiccatiValues(NamedTuple):
@@ -92,8 +96,21 @@ def riccati_vector_field(t, y: RiccatiValues, game: PriceGame) -> RiccatiValues:
 
 
 def terminal_values(game: PriceGame) -> RiccatiValues:
-    """$(\\alpha, \\beta, \\gamma, \\delta)(t_1) = (-q, 0, 0, 0)$."""
+    r"""The Riccati values at $t_1$ that `game.market.terminal` names.
+
+    `"penalty"`: $(\alpha, \beta, \gamma, \delta)(t_1) = (-q, 0, 0, 0)$.
+    `"stationary"`: $(0, \beta^s, \gamma^s(t_1), 0)$, the stationary $\beta$
+    ([`stationary_values`][mftg_jax.price.stationary_values]) and the periodic $\gamma$
+    ([`periodic_gamma`][mftg_jax.price.periodic_gamma]) at $t_1$;
+    then $\alpha \equiv 0$, $\beta \equiv \beta^s$ and $\gamma = \gamma^s$ on the whole
+    horizon. $\delta(t_1) = 0$ drops the constant of the stationary value function, so the
+    revenue is the expected running revenue on $[t_0, t_1]$ plus the discounted terminal
+    value $\tfrac{\beta^s_i}2\hat p(t_1)^2 + \gamma^s_i(t_1)\hat p(t_1)$ (docs/model.md).
+    """
     zeros = jnp.zeros_like(game.producers.c)
+    if game.market.terminal == "stationary":
+        sv = stationary_values(game)
+        return RiccatiValues(zeros, sv.beta, periodic_gamma(game, game.market.t1), zeros)
     return RiccatiValues(zeros - game.market.q, zeros, zeros, zeros)
 
 
@@ -133,6 +150,8 @@ class RiccatiSolution(AbstractRiccatiSolution):
 
     game: PriceGame
     solution: diffrax.Solution
+    ts_order: ArrayLike | None = None
+    ts_offset: int = eqx.field(static=True, default=0)
 
     def evaluate(self, t):
         check_time("t", t, self.game.market.t0, self.game.market.t1)
@@ -145,8 +164,18 @@ class RiccatiSolution(AbstractRiccatiSolution):
 
     @property
     def values(self) -> RiccatiValues:
-        """The coefficients at the saved times, arrays of shape `(len(ts), n)`."""
-        return self.solution.ys
+        """The coefficients at the saved times, arrays of shape `(len(ts), n)`, in the order
+        of the `ts` given (the solve itself runs backwards from $t_1$)."""
+        ys = self.solution.ys
+        if self.ts_order is None:
+            return ys
+        k, m = self.ts_offset, self.ts_order.shape[-1]
+
+        def reorder(y):
+            seg = jnp.take(y[k : k + m], self.ts_order, axis=0)
+            return jnp.concatenate([y[:k], seg, y[k + m :]])
+
+        return RiccatiValues(*(reorder(y) for y in ys))
 
     @property
     def stats(self) -> dict:
@@ -178,7 +207,8 @@ def solve_riccati(
     - `stepsize_controller`: default `diffrax.PIDController(rtol=1e-8, atol=1e-8)`.
     - `adjoint`: diffrax adjoint used for reverse-mode gradients.
     - `saveat`: default `SaveAt(t1=True, dense=True)` (evaluable anywhere). `SaveAt(ts=ts)`
-      with times in decreasing order (the direction of integration) keeps no per-step
+      (times in any order, e.g. increasing: they are sorted into the direction of
+      integration and `.values` returns them in the order given) keeps no per-step
       interpolation coefficients, which makes large batches of games (`jax.vmap`) and games
       of many producers much cheaper when only a few times are needed; read them from
       `.values`.
@@ -199,9 +229,13 @@ def solve_riccati(
     dense = saveat.dense
     if saveat.subs is not None and not isinstance(saveat.subs, diffrax.SubSaveAt):
         raise ValueError("saveat must be a single SaveAt (no nested subs)")
+    ts_order, ts_offset = None, 0
     if saveat.subs.ts is not None:
-        ts = jnp.asarray(saveat.subs.ts, dtype=game.market.t0.dtype)
-        saveat = diffrax.SaveAt(ts=ts, t0=saveat.subs.t0, t1=saveat.subs.t1, dense=dense)
+        ts = jnp.atleast_1d(jnp.asarray(saveat.subs.ts, dtype=game.market.t0.dtype))
+        # The solve runs backwards from t1: save in decreasing time, return in the given order.
+        order = jnp.argsort(-ts, stable=True)
+        ts_order, ts_offset = jnp.argsort(order, stable=True), int(bool(saveat.subs.t0))
+        saveat = diffrax.SaveAt(ts=ts[order], t0=saveat.subs.t0, t1=saveat.subs.t1, dense=dense)
     mk = game.market
     kwargs = dict(solver=solver, stepsize_controller=stepsize_controller, adjoint=adjoint)
     sol = solve_ode(
@@ -238,7 +272,7 @@ def solve_riccati(
         "batch; call solve_riccati outside jit/vmap for a diagnosis",
         budget,
     )
-    return RiccatiSolution(game, sol)
+    return RiccatiSolution(game, sol, ts_order, ts_offset)
 
 
 def _explain_explosion(game: PriceGame, sol: diffrax.Solution) -> str:

@@ -28,7 +28,6 @@ Both schemes are `diffrax.AbstractSolver`s stepping on the grid (`StepTo`); thei
 interpolation is the step's end state, exact at the grid times where the paths are saved.
 """
 
-from collections.abc import Callable
 import dataclasses
 from typing import Any
 
@@ -37,24 +36,16 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, PRNGKeyArray
 
-from .._noise._levy_path import GridLevyPath, jump_slots, jump_truncation, phi1
+from .._noise._levy_path import GridLevyPath, jump_slots, jump_truncation
 from .._simulation._driver import AbstractEnsemble, Observables
 from .._simulation._spec import EnsembleSpec, save_indices
-from .._simulation._stepper import AbstractEnsembleTerm, integrate, time_grid
-from .._validation import check_size, is_concrete
+from .._simulation._stepper import integrate, time_grid
+from .._validation import check_instance, check_size, is_concrete
 from ._game import PriceGame
+from ._initial import InitialLaw
 from ._policy import FeedbackPolicy
-from ._riccati import solve_riccati
-
-
-class EnsembleState(eqx.Module):
-    """The batched state: `phat (M,)`, `p (M, B)`, running revenue and cost `(n, M, B)`."""
-
-    phat: Array
-    p: Array
-    revenue: Array
-    cost: Array
-    overflow: Array
+from ._riccati import solve_riccati, terminal_values
+from ._term import affine_controls, EnsembleState, PriceTerm
 
 
 class SimulatedPaths(eqx.Module):
@@ -65,11 +56,17 @@ class SimulatedPaths(eqx.Module):
     - `revenue (M, B, n)`: realised discounted revenue of each producer,
       $-\tfrac q2 e^{-\lambda_i(t_1-t_0)}(p-\hat p)(t_1)^2 + \int_{t_0}^{t_1}
       e^{-\lambda_i(t-t_0)}(\hat p u_i - c_i u_i - \tfrac{r_i}2u_i^2
-      - \tfrac{\bar r_i}2\hat u_i^2)\,dt$.
+      - \tfrac{\bar r_i}2\hat u_i^2)\,dt$; with `terminal="stationary"` the terminal term is
+      the stationary terminal value
+      $e^{-\lambda_i(t_1-t_0)}(\tfrac{\beta_i}2\hat p^2 + \gamma_i\hat p)(t_1)$ instead.
     - `cost (M, B, n)`: realised undiscounted cost
       $\int_{t_0}^{t_1}(c_i u_i + \tfrac{r_i}2u_i^2 + \tfrac{\bar r_i}2\hat u_i^2)\,dt$.
     - `jump_overflow`: number of tile-steps whose jumping paths exceeded the slots (0 unless
       an event of probability < 1e-12 per tile-step happened).
+    - `running_revenue (M, B, S, n)` (with `revenue_series=True`, else `None`): the realised
+      discounted running revenue $\int_{t_0}^{t_s} e^{-\lambda_i(t-t_0)}(\hat p u_i - c_i u_i
+      - \tfrac{r_i}2u_i^2 - \tfrac{\bar r_i}2\hat u_i^2)\,dt$ up to each save time (trapezoidal
+      rule on the grid; no terminal term).
     """
 
     times: Array
@@ -78,205 +75,7 @@ class SimulatedPaths(eqx.Module):
     revenue: Array
     cost: Array
     jump_overflow: Array
-
-
-class AffineControls(eqx.Module):
-    r"""An affine feedback tabulated on times: $u_i = g_i(t)(p - \hat p) + k_i(t)\hat p - m_i(t)$.
-
-    Built from a [`FeedbackPolicy`][] (or zero for no control) by [`affine_controls`][].
-    """
-
-    times: Array
-    gain: Array
-    k: Array
-    m: Array
-
-    def at(self, idx):
-        return self.gain[idx], self.k[idx], self.m[idx]
-
-
-def affine_controls(policy, times: Array, n: int, dtype) -> AffineControls | None:
-    """Tabulate `policy` (a `FeedbackPolicy` or `None`) at `times`; other callables give None."""
-    if policy is None:
-        z = jnp.zeros((times.shape[0], n), dtype)
-        return AffineControls(times, z, z, z)
-    if isinstance(policy, FeedbackPolicy):
-
-        def one(t):
-            g = policy.deviation_gain(t)
-            k, m = policy.riccati.gains(t)
-            return g, k, m
-
-        g, k, m = jax.vmap(one)(times.astype(policy.riccati.game.market.eta.dtype))
-        return AffineControls(times, g.astype(dtype), k.astype(dtype), m.astype(dtype))
-    return None
-
-
-class _PriceTerm(AbstractEnsembleTerm):
-    """Drift, Brownian and jump parts of the ensemble's dynamics (module docstring).
-
-    Revenues and costs are carried producer-first, `(n, M, B)`, so that each producer's
-    running sum is one contiguous array.
-    """
-
-    game: PriceGame
-    grid: Array
-    table: AffineControls | None
-    mid: AffineControls | None
-    user_policy: Callable | None
-    idio: GridLevyPath
-    common: GridLevyPath
-    track: bool = eqx.field(static=True)
-
-    # -- helpers -----------------------------------------------------------------
-    def _idx(self, t):
-        return self.idio.step_index(t)
-
-    def _coef(self, dtype):
-        g = self.game
-        c = lambda x: jnp.asarray(x).astype(dtype)
-        return (
-            c(g.market.eta),
-            c(g.noise.sigma),
-            c(g.noise.sigma_o),
-            c(g.producers.c),
-            c(g.producers.r),
-            c(g.producers.rbar),
-            c(g.producers.lam),
-        )
-
-    def controls(self, t, idx, p, phat):
-        """$(u, \\hat u)$: shapes `p.shape + (n,)` and `phat.shape + (n,)`."""
-        if self.table is not None:
-            g, k, m = self.table.at(idx)
-            uhat = k * phat[..., None] - m
-            u = g * (p - phat[..., None])[..., None] + uhat[..., None, :]
-            return u, uhat
-        u = self.user_policy(t, p, phat[..., None])
-        uhat = self.user_policy(t, phat, phat)
-        return u.astype(p.dtype), uhat.astype(p.dtype)
-
-    def running(self, t, idx, y: EnsembleState, weight=None):
-        r"""Revenue and cost integrands at `(t, y)` (times `weight`), each `(n, M, B)`.
-
-        For an affine policy $u_i = g_i x + \hat u_i$, $x = p - \hat p$, both are quadratics
-        $A_i + B_i x + C_i x^2$ whose coefficients depend on the scenario only.
-        """
-        dtype = y.p.dtype
-        _, _, _, c, r, rbar, lam = self._coef(dtype)
-        disc = jnp.exp(-lam * (t - self.grid[0]).astype(dtype))
-        w = jnp.ones((), dtype) if weight is None else jnp.asarray(weight, dtype)
-        if self.table is None:
-            u, uhat = self.controls(t, idx, y.p, y.phat)
-            u = jnp.moveaxis(u, -1, 0)
-            uh = jnp.moveaxis(uhat, -1, 0)[..., None]
-            ci, ri, rbi, di = (z[:, None, None] for z in (c, r, rbar, disc))
-            cost = ci * u + ri / 2 * u * u + rbi / 2 * uh * uh
-            revenue = di * (y.phat[None, :, None] * u - cost)
-            return w * revenue, w * cost
-        g, k, m = self.table.at(idx)
-        col = lambda z: z[:, None]  # noqa: E731
-        uhat = col(k) * y.phat[None, :] - col(m)  # (n, M)
-        h = y.phat[None, :] - col(c)
-        rr = col(r + rbar) / 2
-        a_rev = col(w * disc) * (h * uhat - rr * uhat * uhat)
-        b_rev = col(w * disc * g) * (h - col(r) * uhat)
-        c_rev = -w * disc * r * g * g / 2
-        a_cost = w * (col(c) * uhat + rr * uhat * uhat)
-        b_cost = col(w * g) * (col(c) + col(r) * uhat)
-        c_cost = w * r * g * g / 2
-        x = (y.p - y.phat[:, None])[None]
-        e = lambda z: z[..., None]  # noqa: E731
-        revenue = e(a_rev) + x * (e(b_rev) + e(e(c_rev)) * x)
-        cost = e(a_cost) + x * (e(b_cost) + e(e(c_cost)) * x)
-        return revenue, cost
-
-    def drift(self, t, y: EnsembleState):
-        dtype = y.p.dtype
-        idx = self._idx(t)
-        eta = self._coef(dtype)[0]
-        a = self.game.market.a(t).astype(dtype)
-        if self.table is not None:
-            g, k, m = self.table.at(idx)
-            sum_uhat = jnp.sum(k) * y.phat - jnp.sum(m)
-            dphat = eta * (a - sum_uhat - y.phat)
-            dp = dphat[:, None] - eta * (1 + jnp.sum(g)) * (y.p - y.phat[:, None])
-        else:
-            u, uhat = self.controls(t, idx, y.p, y.phat)
-            dp = eta * (a - jnp.sum(u, -1) - y.p)
-            dphat = eta * (a - jnp.sum(uhat, -1) - y.phat)
-        if self.track:
-            rev, cost = self.running(t, idx, y)
-        else:
-            rev, cost = y.revenue, y.cost
-        return dphat, dp, rev, cost
-
-    # -- diffrax term interface ---------------------------------------------------
-    def vf(self, t, y, args):
-        return self.drift(t, y)
-
-    def contr(self, t0, t1, **kwargs):
-        k = self._idx(t0)
-        return t1 - t0, self.idio.noise(k), self.common.noise(k)
-
-    def prod(self, vf, control):
-        dphat, dp, rev, cost = vf
-        dt, (b_idio, j_idio), (b_common, j_common) = control
-        dtype = dp.dtype
-        _, sigma, sigma_o = self._coef(dtype)[:3]
-        dt = jnp.asarray(dt).astype(dtype)
-        d_common = sigma_o * b_common
-        if j_common is not None:
-            d_common = j_common.add_to(d_common)
-        phat = dphat * dt + d_common
-        p = dp * dt + sigma * b_idio + d_common[..., None]
-        if j_idio is not None:
-            p = j_idio.add_to(p)
-        if self.track:
-            rev, cost = rev * dt, cost * dt
-        else:
-            rev, cost = jnp.zeros_like(rev), jnp.zeros_like(cost)
-        return EnsembleState(phat, p, rev, cost, _overflow(j_idio, j_common, dtype))
-
-    # -- the grid step -------------------------------------------------------------------
-    def step(self, scheme, t0, t1, y: EnsembleState) -> EnsembleState:
-        if scheme == "euler":
-            return jax.tree.map(jnp.add, y, self.vf_prod(t0, y, None, self.contr(t0, t1)))
-        return self.exponential_step(t0, t1, y)
-
-    def exponential_step(self, t0, t1, y: EnsembleState) -> EnsembleState:
-        dtype = y.p.dtype
-        k = self._idx(t0)
-        eta, sigma, sigma_o = self._coef(dtype)[:3]
-        dt = (t1 - t0).astype(dtype)
-        g, kk, m = self.mid.at(k)
-        a = self.game.market.a((t0 + t1) / 2).astype(dtype)
-        kappa_x = eta * (1 + jnp.sum(g))
-        kappa_h = eta * (1 + jnp.sum(kk))
-        b = eta * (a + jnp.sum(m))
-        b_idio, j_idio = self.idio.noise(k, decay=kappa_x)
-        b_common, j_common = self.common.noise(k, decay=kappa_h)
-        phat1 = jnp.exp(-kappa_h * dt) * y.phat + b * dt * phi1(-kappa_h * dt) + sigma_o * b_common
-        if j_common is not None:
-            phat1 = j_common.add_to(phat1)
-        # p1 = phat1 + e^{-kappa_x dt} (p - phat) + sigma dB + dJ, in one pass over the paths.
-        p1 = phat1[..., None] + jnp.exp(-kappa_x * dt) * (y.p - y.phat[..., None]) + sigma * b_idio
-        if j_idio is not None:
-            p1 = j_idio.add_to(p1)
-        rev, cost = y.revenue, y.cost
-        if self.track:
-            r0, c0 = self.running(t0, k, y, weight=dt)
-            rev, cost = rev + r0, cost + c0
-        over = y.overflow + _overflow(j_idio, j_common, dtype)
-        return EnsembleState(phat1, p1, rev, cost, over)
-
-
-def _overflow(j_idio, j_common, dtype):
-    total = jnp.zeros((), dtype)
-    for j in (j_idio, j_common):
-        if j is not None:
-            total = total + j.overflow.astype(dtype)
-    return total
+    running_revenue: Array | None = None
 
 
 class PathConfig(eqx.Module):
@@ -295,10 +94,18 @@ class PathConfig(eqx.Module):
     max_count_common: int = eqx.field(static=True)
     tile: int = eqx.field(static=True)
     slots: int | None = eqx.field(static=True)
+    revenue_series: bool = eqx.field(static=True, default=False)
 
 
-def path_config(game: PriceGame, spec: EnsembleSpec, batch_size: int, n_tiles: int) -> PathConfig:
-    """Check and freeze the static settings of one batch of `batch_size` paths per scenario."""
+def path_config(
+    game: PriceGame,
+    spec: EnsembleSpec,
+    batch_size: int,
+    n_tiles: int,
+    revenue_series: bool = False,
+) -> PathConfig:
+    """Check and freeze the static settings of one batch of `batch_size` paths per scenario
+    (`revenue_series`: save the running revenues at the save times too)."""
     n_paths_per_scenario = batch_size
     n_steps, scheme, max_jumps_per_step = spec.n_steps, spec.scheme, spec.max_jumps_per_step
     if n_paths_per_scenario % n_tiles:
@@ -318,6 +125,10 @@ def path_config(game: PriceGame, spec: EnsembleSpec, batch_size: int, n_tiles: i
     n_saved = len(save_indices(spec, *horizon))
     check_size("one batch of saved prices", (spec.n_common, n_paths_per_scenario, n_saved))
     check_size("one batch of revenues", (2, game.n, spec.n_common, n_paths_per_scenario))
+    if revenue_series:
+        check_size(
+            "one batch of saved revenues", (game.n, spec.n_common, n_paths_per_scenario, n_saved)
+        )
     slots = None
     if idio_on and is_concrete(noise.jumps.intensity, game.market.t0, game.market.t1):
         dt = (float(game.market.t1) - float(game.market.t0)) / n_steps
@@ -339,6 +150,7 @@ def path_config(game: PriceGame, spec: EnsembleSpec, batch_size: int, n_tiles: i
         max_count_common=max_count_common,
         tile=tile,
         slots=slots,
+        revenue_series=bool(revenue_series),
     )
 
 
@@ -359,8 +171,11 @@ def run_paths(
     key: PRNGKeyArray,
     path_ids: Array,
     cfg: PathConfig,
+    initial: InitialLaw | None = None,
 ) -> SimulatedPaths:
-    """One batch: `path_ids (B,)` uint32 global path indices within each scenario."""
+    """One batch: `path_ids (B,)` uint32 global path indices within each scenario; `initial`
+    an [`InitialLaw`][mftg_jax.price.InitialLaw] of the initial state (default: the game's
+    `p0`, `phat0`)."""
     dtype = jnp.dtype(cfg.dtype)
     mk = game.market
     t0, t1 = mk.t0.astype(dtype), mk.t1.astype(dtype)
@@ -404,7 +219,7 @@ def run_paths(
         slots=None,
         dtype=cfg.dtype,
     )
-    term = _PriceTerm(
+    term = PriceTerm(
         game=game,
         grid=grid,
         table=table,
@@ -415,28 +230,35 @@ def run_paths(
         track=cfg.track_revenue,
     )
     zeros_n = jnp.zeros((n, M, B), dtype) if cfg.track_revenue else jnp.zeros((), dtype)
+    if initial is None:
+        phat0, p0 = jnp.full((M,), mk.phat0, dtype), jnp.full((M, B), mk.p0, dtype)
+    else:
+        phat0, p0 = initial.draw(jax.random.fold_in(key, 3), scen[:, 0], path_ids, dtype)
     y0 = EnsembleState(
-        phat=jnp.full((M,), mk.phat0, dtype),
-        p=jnp.full((M, B), mk.p0, dtype),
+        phat=phat0,
+        p=p0,
         revenue=zeros_n,
         cost=zeros_n,
         overflow=jnp.zeros((), dtype),
     )
     save_ts = grid[jnp.asarray(cfg.save_idx)]
-    yT, (phat_s, p_s) = integrate(term, cfg.scheme, y0, grid, cfg.save_idx, _pick)
+    series = cfg.revenue_series and cfg.track_revenue
+    pick = _pick_revenue if series else _pick
+    yT, saved = integrate(term, cfg.scheme, y0, grid, cfg.save_idx, pick)
+    phat_s, p_s = saved[:2]
     revenue, cost = yT.revenue, yT.cost
+    running_revenue = None
     if cfg.track_revenue:
         # Trapezoid = left sum + dt/2 (f(T) - f(0)); terminal penalty from docs/model.md.
         dt = (t1 - t0) / K
         r0, c0 = term.running(t0, 0, y0)
+        if series:
+            running_revenue = _running_revenue(term, y0, save_ts, cfg.save_idx, saved, r0, dt)
         rT, cT = term.running(t1, K, yT)
         revenue = revenue + dt / 2 * (rT - r0)
         cost = cost + dt / 2 * (cT - c0)
         revenue, cost = jnp.moveaxis(revenue, 0, -1), jnp.moveaxis(cost, 0, -1)
-        lam = game.producers.lam.astype(dtype)
-        q = mk.q.astype(dtype)
-        dev = (yT.p - yT.phat[:, None])[..., None]
-        revenue = revenue - q / 2 * jnp.exp(-lam * (t1 - t0))[None, None, :] * dev * dev
+        revenue = revenue + _terminal_revenue(game, yT, t1 - t0, dtype)
     return SimulatedPaths(
         times=save_ts,
         p=jnp.moveaxis(p_s, 0, -1),
@@ -444,12 +266,43 @@ def run_paths(
         revenue=revenue,
         cost=cost,
         jump_overflow=yT.overflow,
+        running_revenue=running_revenue,
     )
+
+
+def _running_revenue(term: PriceTerm, y0: EnsembleState, save_ts, save_idx, saved, r0, dt):
+    """The trapezoidal running revenue at the save times, `(M, B, S, n)`, from the saved left
+    sums `(S, n, M, B)`: left sum + dt/2 (f(t_s) - f(t_0))."""
+    phat_s, p_s, left = saved
+
+    def rate(t, i, phat, p):
+        y = EnsembleState(phat, p, y0.revenue, y0.cost, y0.overflow)
+        return term.running(t, i, y)[0]
+
+    f = jax.vmap(rate)(save_ts, jnp.asarray(save_idx), phat_s, p_s)
+    trapezoid = left + dt / 2 * (f - r0[None])
+    return jnp.transpose(trapezoid, (2, 3, 0, 1))
+
+
+def _terminal_revenue(game: PriceGame, yT: EnsembleState, horizon, dtype) -> Array:
+    r"""$e^{-\lambda_i(t_1-t_0)}(\tfrac{\alpha_i}2(p-\hat p)^2 + \tfrac{\beta_i}2\hat p^2
+    + \gamma_i\hat p)$ at $t_1$ with the game's terminal values: the penalty
+    $-\tfrac q2(p-\hat p)^2$, or the stationary terminal value; `(M, B, n)`."""
+    tv = terminal_values(game)
+    alpha, beta, gamma = (v.astype(dtype)[None, None, :] for v in tv[:3])
+    disc = jnp.exp(-game.producers.lam.astype(dtype) * horizon)[None, None, :]
+    dev = (yT.p - yT.phat[:, None])[..., None]
+    phat = jnp.broadcast_to(yT.phat[:, None, None], dev.shape)
+    return disc * (alpha / 2 * dev * dev + (beta / 2 * phat + gamma) * phat)
 
 
 def _pick(t, y, args):
     # Module level, not a closure: a new function per call would defeat the jit cache.
     return y.phat, y.p
+
+
+def _pick_revenue(t, y, args):
+    return y.phat, y.p, y.revenue
 
 
 run_paths_jit = eqx.filter_jit(run_paths)
@@ -460,23 +313,29 @@ class PriceEnsemble(AbstractEnsemble):
 
     game: PriceGame
     policy: Any
+    initial: InitialLaw | None = None
+    revenue_series: bool = eqx.field(static=True, default=False)
 
     def configure(self, spec: EnsembleSpec, batch_size: int, n_tiles: int) -> PathConfig:
-        return path_config(self.game, spec, batch_size, n_tiles)
+        return path_config(self.game, spec, batch_size, n_tiles, self.revenue_series)
 
     def saved_per_path(self, spec: EnsembleSpec) -> int:
         mk = self.game.market
         horizon = (float(mk.t0), float(mk.t1)) if is_concrete(mk.t0, mk.t1) else (None, None)
-        return len(save_indices(spec, *horizon))
+        n_saved = len(save_indices(spec, *horizon))
+        return n_saved * (1 + self.game.n) if self.revenue_series else n_saved
 
     def paths(self, key, path_ids, cfg: PathConfig) -> SimulatedPaths:
-        return run_paths(self.game, self.policy, key, path_ids, cfg)
+        return run_paths(self.game, self.policy, key, path_ids, cfg, self.initial)
 
     def observe(self, batch: SimulatedPaths, cfg: PathConfig) -> Observables:
         n = self.game.n
         u = _controls_at(self.policy, n, batch.times, batch.p, batch.phat)
+        per_path = dict(p=batch.p, u=u, revenue=batch.revenue, cost=batch.cost)
+        if batch.running_revenue is not None:
+            per_path["running_revenue"] = batch.running_revenue
         return Observables(
-            per_path=dict(p=batch.p, u=u, revenue=batch.revenue, cost=batch.cost),
+            per_path=per_path,
             per_scenario=dict(
                 phat=batch.phat, times=jnp.broadcast_to(batch.times, batch.phat.shape)
             ),
@@ -484,7 +343,8 @@ class PriceEnsemble(AbstractEnsemble):
         )
 
     def histogrammed(self) -> tuple[str, ...]:
-        return ("p", "u")
+        series = ("running_revenue",) if self.revenue_series else ()
+        return ("p", "u", "revenue", "cost") + series
 
 
 def _controls_at(policy, n, times, p, phat):
@@ -506,6 +366,8 @@ def simulate_paths(
     policy: Any = "equilibrium",
     path_offset: int = 0,
     track_revenue: bool = True,
+    initial: InitialLaw | None = None,
+    revenue_series: bool = False,
 ) -> SimulatedPaths:
     r"""Simulate `spec.n_common` x `spec.n_paths // spec.n_common` equilibrium price paths in one
     batch on the shared engine (module docstring), and return the paths themselves.
@@ -526,12 +388,18 @@ def simulate_paths(
     - `path_offset`: global index of the first path (to simulate a later batch of the same
       ensemble).
     - `track_revenue`: integrate the realised revenues and costs.
+    - `initial`: an [`InitialLaw`][mftg_jax.price.InitialLaw] of $(\hat p_0, p_0 - \hat p_0)$
+      (default: the game's fixed `p0`, `phat0`).
+    - `revenue_series`: also return the running revenues at the save times
+      (`running_revenue`).
 
     **Returns:** a [`SimulatedPaths`][mftg_jax.price.SimulatedPaths].
     """
-    cfg = path_config(game, spec, spec.paths_per_scenario, 1)
+    cfg = path_config(game, spec, spec.paths_per_scenario, 1, revenue_series)
     if not track_revenue:
         cfg = dataclasses.replace(cfg, track_revenue=False)
     pol = resolve_policy(game, policy)
     ids = jnp.arange(spec.paths_per_scenario, dtype=jnp.uint32) + jnp.uint32(path_offset)
-    return run_paths_jit(game, pol, key, ids, cfg)
+    if initial is not None:
+        check_instance("initial", initial, InitialLaw)
+    return run_paths_jit(game, pol, key, ids, cfg, initial)

@@ -24,7 +24,13 @@ import diffrax
 import equinox as eqx
 import jax.numpy as jnp
 
-from .._certify import best_response_values, certificate, NashCertificate, PlayerProblem
+from .._certify import (
+    best_response_values,
+    certificate,
+    check_best_response,
+    NashCertificate,
+    PlayerProblem,
+)
 from .._odes import default_controller
 from ._riccati import TrackingSolution
 
@@ -189,4 +195,6 @@ def nash_gap(
     controller = (
         default_controller(1e-10, 1e-10) if stepsize_controller is None else stepsize_controller
     )
-    return _certify(sol, controller, max_steps)
+    cert = _certify(sol, controller, max_steps)
+    check_best_response(cert.best_response_value)
+    return cert

@@ -309,3 +309,140 @@ def test_structural_defaults_are_traced_and_hash_by_value():
         for x in (0.01, 0.01, 0.02)
     ]
     assert ck[0] == ck[1] != ck[2]
+
+
+def _close(a, b, path="report"):
+    """Every number of two reports agrees (to the rounding of a resumed L-BFGS path)."""
+    if isinstance(a, dict):
+        assert set(a) == set(b), path
+        for k in a:
+            if k != "seconds":
+                _close(a[k], b[k], f"{path}.{k}")
+    elif isinstance(a, list | tuple):
+        assert len(a) == len(b), path
+        for i, (x, y) in enumerate(zip(a, b)):
+            _close(x, y, f"{path}[{i}]")
+    elif isinstance(a, str | bool) or a is None:
+        assert a == b, path
+    else:
+        np.testing.assert_allclose(
+            np.asarray(b, float), np.asarray(a, float), rtol=1e-7, err_msg=path
+        )
+
+
+def test_report_resumes_by_stage(tmp_path, monkeypatch):
+    # The shapes of `test_cli_json_and_out` (its compiled programs are reused), few iterations.
+    import collections
+    import dataclasses
+    import warnings
+
+    from mftg_jax.calibration import calibration_report
+    import mftg_jax.calibration._report as report_module
+
+    s = _synthetic(7, T + 168)
+    split = split_series(s, train_end=str(s.times[T - 1]), test_start=str(s.times[T]))
+    cal = dataclasses.replace(CAL, max_iter=3, precondition=False)
+    done = collections.Counter()
+    real_fit, real_cov = report_module.calibrate, report_module.with_covariance
+    stop_in_cov = {"mrjd": False}
+
+    def fit(series, c, **kw):
+        out = real_fit(series, c, **kw)
+        done[c.model] += 1
+        return out
+
+    def cov(r, series):
+        if stop_in_cov.get(r.parametrisation.model):
+            stop_in_cov[r.parametrisation.model] = False
+            raise KeyboardInterrupt
+        out = real_cov(r, series)
+        done["cov_" + r.parametrisation.model] += 1
+        return out
+
+    monkeypatch.setattr(report_module, "calibrate", fit)
+    monkeypatch.setattr(report_module, "with_covariance", cov)
+    ck = str(tmp_path / "ck")
+
+    def run(stop=None):
+        seen = []
+
+        def cb(stage, start, it, loss):
+            seen.append((stage, it))
+            if stop is not None and stop(stage, it):
+                raise KeyboardInterrupt
+
+        if stop is None:
+            return calibration_report(split, cal, checkpoint_dir=ck, callback=cb), seen
+        with pytest.raises(KeyboardInterrupt):
+            calibration_report(split, cal, checkpoint_dir=ck, callback=cb)
+        return None, seen
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", CalibrationWarning)
+        reference, _ = calibration_report(split, cal)
+        done.clear()
+        # In the equilibrium fit, then in the MRJD fit: each resumes after its last iteration.
+        run(lambda st, it: st == "equilibrium" and it == 2)
+        _, seen = run(lambda st, it: st == "mrjd" and it == 2)
+        assert seen[0] == ("equilibrium", 3)
+        _, seen = run(lambda st, it: st == "stderr")
+        assert seen[0] == ("mrjd", 3) and not any(st == "equilibrium" for st, _ in seen)
+        # In the standard errors: after the equilibrium's Hessian, in the MRJD's.
+        stop_in_cov["mrjd"] = True
+        _, seen = run(lambda st, it: False)
+        assert [st for st, _ in seen] == ["stderr"] and done["cov_equilibrium"] == 1
+        # In the report.
+        _, seen = run(lambda st, it: st == "report")
+        assert [st for st, _ in seen] == ["stderr", "report"]
+        (resumed, fits), seen = run()
+    assert [st for st, _ in seen] == ["stderr", "report"]
+    # Each stage was finished once and never recomputed.
+    assert done == {"equilibrium": 1, "mrjd": 1, "cov_equilibrium": 1, "cov_mrjd": 1}
+    assert os.listdir(ck) == []
+    _close(reference, resumed)
+    text = fits["equilibrium"].summary()
+    info = resumed["information_criteria"]["equilibrium"]
+    assert f"{info['aic']:.6g}" in text and "MRJD" in text and "AR(1)" in text
+    np.testing.assert_allclose(info["aic"], 2 * info["k"] + 2 * T * resumed["nll_train_per_obs"])
+
+
+@pytest.mark.slow
+def test_killed_during_the_mrjd_fit_resumes_without_refitting(tmp_path, monkeypatch, capsys):
+    # A real kill (SIGKILL) of `mftg calibrate` once the equilibrium fit is kept; the same
+    # command then fits the MRJD only and reports what an uninterrupted run reports.
+    import json
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import mftg_jax.calibration._report as report_module
+    from mftg_jax.cli import main
+
+    s = _synthetic(7, T + 168)
+    path = tmp_path / "prices.csv"
+    rows = "".join(f"{str(t).replace('T', ' ')},{float(p)!r}\n" for t, p in zip(s.times, s.prices))
+    path.write_text("timestamp,price\n" + rows)
+    ck = tmp_path / "ck"
+    argv = ["calibrate", str(path), "--harmonics", "1", "--max-iter", "200", "--json"]
+    argv += ["--quiet", "--train-end", str(s.times[T - 1]), "--checkpoint", str(ck)]
+    proc = subprocess.Popen([sys.executable, "-m", "mftg_jax", *argv], stdout=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 1200
+        while not (ck.exists() and any(p.name.endswith(".fit.npz") for p in ck.iterdir())):
+            assert proc.poll() is None and time.time() < deadline, "no equilibrium fit kept"
+            time.sleep(0.2)
+        proc.send_signal(signal.SIGKILL)
+    finally:
+        proc.wait()
+    calls = []
+    real = report_module.calibrate
+    monkeypatch.setattr(
+        report_module, "calibrate", lambda se, c, **kw: calls.append(c.model) or real(se, c, **kw)
+    )
+    assert main(argv) == 0
+    resumed = json.loads(capsys.readouterr().out)
+    assert calls == ["mrjd"], calls
+    monkeypatch.setattr(report_module, "calibrate", real)
+    assert main(argv[:-2] + ["--checkpoint", str(tmp_path / "fresh")]) == 0
+    _close(json.loads(capsys.readouterr().out), resumed)

@@ -5,7 +5,7 @@ import os
 import numpy as np
 import pytest
 
-from mftg_jax.calibration import load_prices, split_series
+from mftg_jax.calibration import load_prices, PriceSeries, split_series
 
 
 def _write(tmp_path, name, text):
@@ -124,11 +124,65 @@ def test_split_by_dates(tmp_path):
     sp = split_series(s, train_end="2020-01-03", test_start="2020-01-04", test_end="2020-01-04")
     assert len(sp.train) == 72 and len(sp.test) == 24 and len(sp.span) == 96
     assert sp.test.prices[0] == 400 and sp.train.prices[-1] == 323
+    assert sp.test_window == "given"
     sp = split_series(s, test_start="2020-01-05")
     assert len(sp.train) == 96 and len(sp.test) == 24
-    assert split_series(s).test is None
+    assert sp.test_window == "one year after training, cut at the end of the data"
+    assert split_series(s).test is None and split_series(s).test_window == "none"
     with pytest.raises(ValueError, match="inside the training period"):
         split_series(s, train_end="2020-01-04", test_start="2020-01-03")
+
+
+def _hourly(first: str, last: str) -> PriceSeries:
+    times = np.arange(
+        np.datetime64(first, "s"), np.datetime64(last, "s") + 1, np.timedelta64(3600, "s")
+    )
+    return PriceSeries(times, np.arange(times.size, dtype=float), np.timedelta64(3600, "s"))
+
+
+def test_train_end_alone_tests_one_year():
+    s = _hourly("2016-01-01T00:00", "2020-06-30T23:00")
+    sp = split_series(s, "2016-01-01", "2018-12-31")
+    assert str(sp.test.times[0]) == "2019-01-01T00:00:00"
+    assert str(sp.test.times[-1]) == "2019-12-31T23:00:00" and len(sp.test) == 8760
+    assert sp.test_window == "one year after training"
+    # A given end wins; a test start alone trains on everything before it.
+    assert str(split_series(s, None, "2018-12-31", None, "2019-03-31").test.times[-1]) == (
+        "2019-03-31T23:00:00"
+    )
+    sp = split_series(s, test_start="2020-01-01")
+    assert str(sp.train.times[-1]) == "2019-12-31T23:00:00" and len(sp.test) == 182 * 24
+
+
+@pytest.mark.parametrize(
+    "kw,match",
+    [
+        ({"train_start": "2015-12-31"}, "train_start 2015-12-31 is outside the data"),
+        ({"train_end": "2020-07-02"}, "train_end 2020-07-02 is outside the data"),
+        ({"train_end": "2019-01-01", "test_end": "2020-07-01"}, "test_end 2020-07-01 is outside"),
+        ({"test_start": "2021-01-01"}, "test_start 2021-01-01 is outside the data"),
+        ({"train_end": "01/02/2018"}, "train_end: cannot read date '01/02/2018'; use an ISO"),
+        ({"train_end": "31/12/2018"}, "train_end: cannot read date"),
+        ({"test_start": "2019-02-30"}, "test_start: cannot read date"),
+        ({"test_end": "2019-12-31"}, "test_end needs train_end or test_start"),
+        ({"train_start": "2019-01-02", "train_end": "2019-01-01"}, "training window"),
+    ],
+)
+def test_windows_outside_the_data_and_non_iso_dates_are_errors(kw, match):
+    s = _hourly("2016-01-01T00:00", "2020-06-30T23:00")
+    with pytest.raises(ValueError, match=match) as plain:
+        split_series(s, **kw)
+    # The command line names its flags instead.
+    labels = {
+        k: "--" + k.replace("_", "-")
+        for k in ("train_start", "train_end", "test_start", "test_end")
+    }
+    with pytest.raises(ValueError) as flagged:
+        split_series(s, **kw, labels=labels)
+    named = [k for k in labels if k in str(plain.value)]
+    assert named and all(labels[k] in str(flagged.value) for k in named)
+    # The end of the last day is inside the data; so is a time ISO-written with T.
+    assert len(split_series(s, "2016-01-01T00:00", "2020-06-30").train) == len(s)
 
 
 EXPECTED_ROWS = {
@@ -154,3 +208,46 @@ def test_real_files(name):
     assert len(s) == EXPECTED_ROWS[name]
     assert s.dt_hours == 1.0 and s.repairs == ()
     assert np.all(np.diff(s.times) == np.timedelta64(3600, "s"))
+
+
+@pytest.mark.parametrize(
+    "flags,match",
+    [
+        (["--train-end", "01/02/2020"], "--train-end must be an ISO date"),
+        (["--train-end", "31/12/2019"], "--train-end must be an ISO date"),
+        (["--train-start", "2019-01-01"], "--train-start 2019-01-01 is outside the data"),
+        (["--train-end", "2020-01-02", "--test-end", "2021-01-01"], "--test-end 2021-01-01 is"),
+        (["--test-end", "2020-01-04"], "--test-end needs --train-end or --test-start"),
+    ],
+)
+def test_cli_dates_and_windows(tmp_path, capsys, flags, match):
+    from mftg_jax.cli import main
+
+    rows = "".join(f"2020-01-{d:02d} {h:02d}:00,{d + h}\n" for d in range(1, 6) for h in range(24))
+    path = _write(tmp_path, "p.csv", "timestamp,price\n" + rows)
+    assert main(["calibrate", path, *flags]) == 2
+    err = capsys.readouterr().err
+    assert match in err and len(err.strip().splitlines()) == 1, err
+
+
+def test_cli_help_states_windows_and_defaults(capsys):
+    from mftg_jax.cli import main
+
+    assert main(["calibrate", "--help"]) == 0
+    text = " ".join(capsys.readouterr().out.split())
+    assert "default: one year after the test start" in text
+    assert "n = 1 identical producer(s)" in text and "q = 0" in text
+    assert "fixed, not fitted; default 0.5" in text and "--from DATE" in text
+
+
+@pytest.mark.parametrize(
+    "date,match",
+    [("2020-01-01", "must be after the first training hour"), ("2020-01-03 10:30", "time grid")],
+)
+def test_cli_from_is_checked_before_fitting(tmp_path, capsys, date, match):
+    from mftg_jax.cli import main
+
+    rows = "".join(f"2020-01-{d:02d} {h:02d}:00,{d + h}\n" for d in range(1, 6) for h in range(24))
+    path = _write(tmp_path, "p.csv", "timestamp,price\n" + rows)
+    assert main(["calibrate", path, "--harmonics", "0", "--from", date]) == 2
+    assert match in capsys.readouterr().err

@@ -127,6 +127,26 @@ CASES = [
         {},
         "of memory",
     ),
+    *flags(
+        "simulate",
+        ["--scenario", "3"],
+        "--quantiles",
+        [("0.5,0.2", "strictly increasing"), ("1.5", "(0, 1)"), ("0,0.5", "(0, 1)"), ("a,b", None)],
+    ),
+    *flags("simulate", ["--scenario", "3"], "--save-times", [("1", None), ("abc", None)]),
+    (
+        "simulate-save-times-grid",
+        ["simulate", "--scenario", "3", "--steps", "10", "--save-times", "12"],
+        {},
+        "--save-times must be at most --steps + 1 = 11",
+    ),
+    ("simulate-save-ext", ["simulate", "--scenario", "3", "--save", "{tmp}/q.txt"], {}, ".parquet"),
+    (
+        "simulate-save-folder",
+        ["simulate", "--scenario", "3", "--save", "{tmp}/none/q.csv"],
+        {},
+        "does not exist",
+    ),
     *flags("certify", ["--scenario", "3"], "--scenarios", INT_BAD[:5] + [("1", None)]),
     *flags("certify", ["--scenario", "3"], "--paths", INT_BAD[:5] + [("1", None)]),
     *flags("certify", ["--scenario", "3"], "--steps", INT_BAD[:5] + [("1", None)]),
@@ -278,6 +298,15 @@ CASES = [
         )
     ],
     ("solve-dir", ["solve", "{tmp}"], {}, "is a directory"),
+    ("simulate-dir", ["simulate", "{tmp}"], {}, "is a directory"),
+    ("certify-dir", ["certify", "{tmp}"], {}, "is a directory"),
+    ("simulate-not-dir", ["simulate", "{g}/x.toml"], {"g": pg("", "")}, "cannot be read"),
+    (
+        "simulate-terminal",
+        ["simulate", "{g}"],
+        {"g": pg("[market]", '[market]\nterminal = "final"')},
+        "market.terminal must be one of",
+    ),
     ("solve-unknown-key", ["solve", "{g}"], {"g": pg("[market]", "[market]\nzeta = 1.0")}, "zeta"),
     ("solve-eta-neg", ["solve", "{g}"], {"g": pg("eta = 0.5", "eta = -0.5")}, "eta"),
     ("solve-eta-str", ["solve", "{g}"], {"g": pg("eta = 0.5", 'eta = "0.5"')}, "eta"),
@@ -788,7 +817,7 @@ def _fake_certificate(z):
     return lambda game, **kw: {
         "nash_gap": [1e-9, 2e-9, 1e-9],
         "general_vs_price_max_rel_err": 1e-12,
-        "mc_cost_z_scores": z,
+        "mc_revenue_z_scores": z,
         "revenue_mc_rel_err": [0.0, 0.0, 0.0],
         "revenue": [1.0, 2.0, 3.0],
         "revenue_mc": [1.0, 2.0, 3.0],
@@ -808,7 +837,7 @@ def test_certify_exit_status_follows_the_certificate(monkeypatch, capsys, z, rc)
     monkeypatch.setattr(certify, "certify_report", _fake_certificate(z))
     assert main(["certify", "--scenario", "3", "--json"]) == rc
     out, err = capsys.readouterr()
-    assert json.loads(out)["mc_cost_z_scores"] == z  # the report is printed either way
+    assert json.loads(out)["mc_revenue_z_scores"] == z  # the report is printed either way
     if rc:
         assert err.startswith("mftg certify: certificate failed: Monte Carlo revenue z-score")
         assert len(err.strip().splitlines()) == 1

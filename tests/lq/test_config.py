@@ -130,5 +130,5 @@ def test_certify_command_on_the_price_example(capsys):
     rep = json.loads(capsys.readouterr().out)
     assert np.max(np.abs(rep["nash_gap"])) < 1e-6
     assert rep["general_vs_price_max_rel_err"] < 1e-8
-    assert len(rep["mc_cost_z_scores"]) == 3
-    assert np.max(np.abs(rep["mc_cost_z_scores"])) < 4
+    assert len(rep["mc_revenue_z_scores"]) == 3
+    assert np.max(np.abs(rep["mc_revenue_z_scores"])) < 4

@@ -249,3 +249,24 @@ def test_values_at_times_report_explosion():
     )
     with pytest.raises(mj.RiccatiExplosionError, match=r"explodes at t = .*alpha"):
         mj.price.solve_riccati(game, saveat=diffrax.SaveAt(ts=[0.0]))
+
+
+def test_values_at_increasing_or_unordered_times(scenario2):
+    # The solve runs backwards from t1; times in any order come back in the order given.
+    game, sol = scenario2
+    for ts in ([0.0, 0.3, 1.0, 1.5], [0.3, 1.5, 0.0, 1.0]):
+        at = mj.price.solve_riccati(game, saveat=diffrax.SaveAt(ts=ts)).values
+        dense = jax.vmap(sol.evaluate)(jnp.asarray(ts))
+        for x, y in zip(at, dense):
+            assert x.shape == (len(ts), 3)
+            assert_rel(x, y, rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.slow
+def test_values_at_increasing_times_with_t0(scenario2):
+    # With the start of the backward solve (t1) saved first.
+    game, sol = scenario2
+    at = mj.price.solve_riccati(game, saveat=diffrax.SaveAt(ts=[0.0, 1.0], t0=True)).values
+    want = jax.vmap(sol.evaluate)(jnp.asarray([1.5, 0.0, 1.0]))
+    for x, y in zip(at, want):
+        assert_rel(x, y, rtol=1e-12, atol=1e-14)
