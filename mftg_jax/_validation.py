@@ -12,11 +12,16 @@
 
 from collections.abc import Callable
 import math
+import re
 
 import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
+
+# The date text the library and the command line read: `yyyy-mm-dd`, optionally with
+# ` HH:MM[:SS]` or `THH:MM[:SS]` (no offsets, no fractions: one reading for every date).
+ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}([ T]\d{2}:\d{2}(:\d{2})?)?")
 
 #: Largest magnitude accepted for a model parameter: its square stays finite in float64.
 MAX_MAGNITUDE = 1e100

@@ -20,6 +20,7 @@ import diffrax
 import jax
 import jax.numpy as jnp
 from jaxtyping import Array, PyTree
+import numpy as np
 
 
 class AbstractEnsembleTerm(diffrax.AbstractTerm):
@@ -57,14 +58,56 @@ def integrate(
     if save_idx[0] == 0:
         saved.append(jax.tree.map(lambda x: x[None], pick(grid[0], y0, None)))
     y, k = y0, 0
-    for length, count in _segments(later):
-        y, picks = _advance_and_save(term, scheme, y, grid, k, length, count, pick)
+    runs = _segments(later)
+    if len(runs) <= _MAX_RUNS:
+        for length, count in runs:
+            y, picks = _advance_and_save(term, scheme, y, grid, k, length, count, pick)
+            saved.append(picks)
+            k += length * count
+    elif later:
+        y, picks = _advance_uneven(term, scheme, y, grid, later, pick)
         saved.append(picks)
-        k += length * count
+        k = later[-1]
     if k < K:
         y, _ = _advance_and_save(term, scheme, y, grid, k, K - k, 1, None)
     stacked = jax.tree.map(lambda *xs: jnp.concatenate(xs), *saved)
     return y, stacked
+
+
+# Save points in at most this many runs of equal spacing compile one scan per run; more
+# (unevenly spaced points) compile one padded scan instead of hundreds.
+_MAX_RUNS = 4
+
+
+def _advance_uneven(term, scheme, y, grid, later: tuple[int, ...], pick):
+    """Segments of unequal lengths ending at the grid indices `later`, saving after each.
+
+    One outer scan over the segments, each an inner scan of the longest segment's length
+    whose steps past the segment's own end leave the state unchanged (a select): at most
+    `max length / mean length` times the steps of an even spacing, one compiled loop whatever
+    the spacing. The masked steps run on valid grid intervals (indices clamped), so their
+    discarded values are finite.
+    """
+    K = grid.shape[0] - 1
+    ends = np.asarray(later, dtype=np.int32)
+    starts = np.concatenate([[0], ends[:-1]]).astype(np.int32)
+    longest = int((ends - starts).max())
+
+    def one_step(carry, i):
+        y, s, e = carry
+        k = jnp.minimum(s + i, K - 1)
+        y1 = term.step(scheme, grid[k], grid[k + 1], y)
+        keep = s + i < e
+        y = jax.tree.map(lambda a, b: jnp.where(keep, a, b), y1, y)
+        return (y, s, e), None
+
+    @jax.checkpoint
+    def segment(y, se):
+        s, e = se
+        (y, _, _), _ = jax.lax.scan(one_step, (y, s, e), jnp.arange(longest))
+        return y, pick(grid[e], y, None)
+
+    return jax.lax.scan(segment, y, (jnp.asarray(starts), jnp.asarray(ends)))
 
 
 def _segments(later: tuple[int, ...]) -> list[tuple[int, int]]:

@@ -1,11 +1,10 @@
 """Dates as the calibration reads them: ISO text (or `datetime64`, `datetime`, `date`) only."""
 
 import datetime as _dt
-import re
 
 import numpy as np
 
-_ISO = re.compile(r"\d{4}-\d{2}-\d{2}([ T]\d{2}:\d{2}(:\d{2})?)?")
+from .._validation import ISO_DATE as _ISO
 
 
 def _parse_date(d, *, end: bool, name: str = "date") -> np.datetime64:

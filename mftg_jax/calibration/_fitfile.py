@@ -241,6 +241,7 @@ def write_fit_folder(
     *,
     start=None,
     horizon: float | None = None,
+    series: PriceSeries | None = None,
 ) -> StateAt:
     """Write `fit.json` and `game.toml` (module docstring) into `folder` (created if needed).
 
@@ -251,8 +252,10 @@ def write_fit_folder(
     - `split`: the [`Split`][] that was fitted.
     - `start`: the written game's origin (a date on the data's grid after the first training
       hour; default: the first hour after training). Its state is filtered from the prices
-      of `split.span` before it, and predicted past the span's end.
+      of `series` before it, and predicted past their end.
     - `horizon`: $t_1 - t_0$ in hours (default: the fit's `StructuralDefaults.horizon`).
+    - `series`: the whole price series the split was cut from (default: `split.span`, the
+      training and test periods only).
 
     **Returns:** the [`StateAt`][] written as the game's initial state.
     """
@@ -262,7 +265,7 @@ def write_fit_folder(
         raise ValueError(f"horizon must be > 0 hours, got {horizon}")
     start = default_start(split) if start is None else as_time(start)
     origin = split.train.times[0]
-    state = state_at(eq.price_model(), split.span, origin, start)
+    state = state_at(eq.price_model(), split.span if series is None else series, origin, start)
     d = report["data"]
     data = {
         "file": os.path.abspath(d["file"]) if d["file"] else "",

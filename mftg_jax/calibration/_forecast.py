@@ -100,8 +100,9 @@ def _pick(q_all: np.ndarray, simulated: np.ndarray, levels: np.ndarray) -> np.nd
 
 
 def all_levels(levels) -> np.ndarray:
-    """The levels simulated: the stated ones, the coverage ones and the CRPS grid."""
-    return np.unique(np.concatenate([np.asarray(levels, np.float64), _COVERAGE, _GRID]))
+    """The levels simulated: the stated ones, the coverage ones, the median (the mean of the
+    Gaussian baselines, the fan chart's centre line) and the CRPS grid."""
+    return np.unique(np.concatenate([np.asarray(levels, np.float64), _COVERAGE, [0.5], _GRID]))
 
 
 def ensemble_spec(n: int, dt: float, levels, paths: int, steps_per_hour: int) -> EnsembleSpec:
@@ -193,7 +194,15 @@ def forecast(
     scores = {}
     if np.isfinite(realised).any():
         for m, q in q_all.items():
-            scores[m] = score_quantiles(_pick(q, lv_all, _GRID), _GRID, quant[m], levels, realised)
+            scores[m] = score_quantiles(
+                _pick(q, lv_all, _GRID),
+                _GRID,
+                quant[m],
+                levels,
+                realised,
+                _pick(q, lv_all, _COVERAGE),
+                np.asarray(_COVERAGE),
+            )
     return ForecastResult(
         start=t_start,
         times=times,

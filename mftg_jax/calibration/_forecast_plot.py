@@ -34,12 +34,13 @@ def plot_forecast(result: ForecastResult, path: str | None = None, *, history=No
             label=f"equilibrium {lv[i]:g}-{lv[j]:g}",
         )  # fmt: skip
     mid = int(np.argmin(np.abs(lv - 0.5)))
-    ax.plot(t, q[mid], color="tab:blue", lw=1.5, label="equilibrium median")
+    centre = "median" if abs(lv[mid] - 0.5) < 1e-12 else f"{lv[mid]:g} quantile"
+    ax.plot(t, q[mid], color="tab:blue", lw=1.5, label=f"equilibrium {centre}")
     colors = {"seasonal_naive": "tab:green", "ar1": "tab:purple", "mrjd": "tab:orange",
               "sarima": "tab:brown"}  # fmt: skip
     for m, c in colors.items():
         if m in result.quantiles:
-            ax.plot(t, result.quantiles[m][mid], color=c, lw=0.9, ls="--", label=f"{m} median")
+            ax.plot(t, result.quantiles[m][mid], color=c, lw=0.9, ls="--", label=f"{m} {centre}")
     if result.has_realised:
         ax.plot(t, result.realised, color="k", lw=1.0, label="realised")
     ax.set_xlabel("time")

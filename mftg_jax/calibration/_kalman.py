@@ -196,7 +196,9 @@ def predict_state(model: LinearPriceModel, mean, cov, dt: float = 1.0, steps: in
 
     $m \mapsto F^k m$, $P \mapsto F^k P F^k + \sum_{j<k} F^j (Q + V_J) F^j$ with
     $F = \mathrm{diag}(e^{-\kappa\Delta})$, $V_J$ the per-step variance of the compensated
-    jumps: the mean and covariance of the model's discretised dynamics, exactly.
+    jumps: the mean and covariance of the model's discretised dynamics, exactly when at
+    most one factor jumps (the default); with both, the small negative covariance of the two
+    factors' jumps (at most one jump a step) is left out.
 
     **Arguments:** `model`; `mean (2,)`, `cov (2, 2)`: the law now; `dt`; `steps` $\ge 0$.
 

@@ -67,20 +67,31 @@ def coverage(q: np.ndarray, levels: np.ndarray, y: np.ndarray, width: float) -> 
 
 
 def score_quantiles(
-    q_grid: np.ndarray, grid: np.ndarray, q: np.ndarray, levels: np.ndarray, y: np.ndarray
+    q_grid: np.ndarray,
+    grid: np.ndarray,
+    q: np.ndarray,
+    levels: np.ndarray,
+    y: np.ndarray,
+    q_cover: np.ndarray | None = None,
+    cover_levels: np.ndarray | None = None,
 ) -> dict:
     """`crps` (mean over times, from the grid quantiles), `pinball` (mean over the stated
     `levels` and times), `coverage_50`, `coverage_90` and `n` (times scored) where `y` is
-    finite."""
+    finite. The coverages read the quantiles `q_cover` at `cover_levels` (which must hold
+    0.05, 0.25, 0.75 and 0.95) when given, else the stated ones."""
     ok = np.isfinite(np.asarray(y, np.float64))
     if not ok.any():
         raise ValueError("no realised prices to score")
     y = np.asarray(y, np.float64)[ok]
     qg, qs = np.asarray(q_grid)[:, ok], np.asarray(q)[:, ok]
+    if q_cover is None:
+        qc, lc = qs, levels
+    else:
+        qc, lc = np.asarray(q_cover)[:, ok], cover_levels
     return {
         "crps": float(np.mean(crps_from_quantiles(qg, grid, y))),
         "pinball": float(np.mean(pinball(qs, levels, y))),
-        "coverage_50": coverage(qs, levels, y, 0.5),
-        "coverage_90": coverage(qs, levels, y, 0.9),
+        "coverage_50": coverage(qc, lc, y, 0.5),
+        "coverage_90": coverage(qc, lc, y, 0.9),
         "n": int(ok.sum()),
     }

@@ -18,6 +18,8 @@ import datetime as _dt
 import math
 import os
 
+from .._validation import ISO_DATE
+
 # The longest numeral read as a number: anything longer is a typo or an attack, and Python's
 # `int` refuses numerals past 4300 digits with a message about a configuration setting.
 _MAX_NUMERAL = 40
@@ -89,7 +91,7 @@ def iso_date(text: str) -> str:
     """An argparse type: an ISO date `yyyy-mm-dd`, optionally with a time (`HH:MM[:SS]`,
     after a space or `T`)."""
     s = text.strip()
-    if len(s) >= 10 and s[4] == "-" and s[7] == "-":
+    if ISO_DATE.fullmatch(s):
         try:
             _dt.datetime.fromisoformat(s)
             return s

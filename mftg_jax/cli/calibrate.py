@@ -194,7 +194,7 @@ def run(args: argparse.Namespace) -> int:
         split, cal, checkpoint_dir=ck, progress=not args.quiet, keep_stages=True
     )
     try:
-        written = _outputs(args, report, fits, split)
+        written = _outputs(args, report, fits, split, series)
     except Exception as e:
         code, msg = describe(e, args)
         where = f"the fitted models are kept in {ck} (the same command resumes from them)"
@@ -238,14 +238,20 @@ def _windows(split) -> str:
     return text + f"test {te.times[0]} .. {te.times[-1]} ({len(te)} hours; {split.test_window})"
 
 
-def _outputs(args, report: dict, fits: dict, split) -> list[str]:
+def _outputs(args, report: dict, fits: dict, split, series) -> list[str]:
     """Write the fit first (before anything that can fail), then check and write the rest;
     the lines to print about what was written."""
     written = []
     if args.out:
         with output_folder(args.out) as tmp:
             state = write_fit_folder(
-                tmp, report, fits, split, start=args.from_date, horizon=args.horizon
+                tmp,
+                report,
+                fits,
+                split,
+                start=args.from_date,
+                horizon=args.horizon,
+                series=series,
             )
         written.append(
             f"Fit written to {args.out} (fit.json; game.toml from {state.time}, {args.horizon:g} h)"

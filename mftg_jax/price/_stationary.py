@@ -97,6 +97,9 @@ def _stationary(game: PriceGame, rtol: float, atol: float):
     # The root lies in [sum_j k_j(0), sum_j 1/R_j] (k_j increasing and below 1/R_j).
     lo = jnp.log(jnp.sum(_gains_of(jnp.zeros_like(eta), game)[0]))
     hi = jnp.log(jnp.sum(1 / pr.R))
+    # Tolerances no finer than the working precision allows (float32 stops at ~1e-6).
+    floor = 16 * float(jnp.finfo(jnp.result_type(lo)).eps)
+    rtol, atol = max(rtol, floor), max(atol, floor)
     sol = optx.root_find(
         _residual,
         optx.Bisection(rtol=rtol, atol=atol, flip=True),
@@ -130,7 +133,8 @@ def stationary_values(game: PriceGame, *, rtol: float = 1e-12, atol: float = 1e-
     **Arguments:**
 
     - `game`: a [`PriceGame`][] (its horizon and initial price are not used).
-    - `rtol`, `atol`: tolerances of the bisection in $\\log K$ (and of its residual).
+    - `rtol`, `atol`: tolerances of the bisection in $\\log K$ (and of its residual); never
+      below 16 ulp of the working precision (so float32 games solve too).
 
     **Returns:** a [`StationaryValues`][].
     """

@@ -222,6 +222,21 @@ def test_baselines_closed_forms(folder):
     assert np.allclose(m[168:], hist[400 - 168 : 400 - 136] + 2 * 168)
 
 
+def test_coverage_is_scored_whatever_levels_are_stated():
+    # Pinball on the stated levels (no 0.25/0.75 among them), coverage on the fixed ones.
+    rng = np.random.default_rng(5)
+    y = rng.normal(size=400)
+    grid = np.linspace(0.005, 0.995, 100)
+    lv = np.array([0.1, 0.5, 0.9])
+    cover = np.array([0.05, 0.25, 0.75, 0.95])
+    rep = lambda levels: np.repeat(norm.ppf(levels)[:, None], y.size, 1)
+    s = score_quantiles(rep(grid), grid, rep(lv), lv, y, rep(cover), cover)
+    assert s["coverage_50"] == np.mean(np.abs(y) <= norm.ppf(0.75))
+    assert s["coverage_90"] == np.mean(np.abs(y) <= norm.ppf(0.95))
+    with pytest.raises(ValueError, match="must include 0.25 and 0.75"):
+        score_quantiles(rep(grid), grid, rep(lv), lv, y)
+
+
 def _closed_form_mean(fit_result, state, hours):
     """$m(t) + e^{-\\kappa_c h}x_c + e^{-\\kappa_i h}x_i$ of the fitted model."""
     model = fit_result.price_model()
@@ -248,9 +263,6 @@ def test_equilibrium_forecast_mean_is_the_filtered_prediction(folder, fc):
     assert len(df) == H and "equilibrium_q0.5" in df and "realised" in df
 
 
-@pytest.mark.skipif(
-    "initial" not in inspect.signature(simulate).parameters, reason="no initial-state law"
-)
 def test_forecast_spread_at_the_start_is_the_filtered_law(fc):
     # At t0 the price is phat0 + (p0 - phat0) ~ N(sum of means, 1' C 1).
     sd = np.sqrt(fc.state.cov.sum())
@@ -292,6 +304,8 @@ def test_written_game_tracks_the_seasonal_level(folder, fc):
         (["{tmp}"], "not a fit folder"),
         (["{fit}", "--from", "2019-06-01"], "must be after the first observation"),
         (["{fit}", "--from", "25/02/2020"], "--from must be an ISO date"),
+        (["{fit}", "--from", "2020-02-25T00"], "--from must be an ISO date"),
+        (["{fit}", "--from", "2020-02-25T00:00+01:00"], "--from must be an ISO date"),
         (["{fit}", "--from", "2021-01-01"], "is after the prices"),
         (["{fit}", "--from", "2020-02-25 00:30"], "not on the time grid"),
         (["{fit}", "--quantiles", "0.5", "1"], "--quantiles must be levels in (0, 1)"),

@@ -123,3 +123,25 @@ def test_identical_producers_match_the_closed_form(eta, K, lam, n):
 )
 def test_different_producers_zero_the_vector_field(eta, R, lam, c):
     _check(_game(eta, R, np.asarray(lam), np.asarray(c)))
+
+
+def test_stationary_values_in_float32():
+    # The bisection's tolerances are floored at the working precision: a float32 game (JAX's
+    # default without x64) solves, to float32 accuracy of the float64 answer.
+    import mftg_jax.price as pr
+
+    def game(dtype):
+        f = lambda x: jnp.asarray(x, dtype=dtype)
+        return pr.PriceGame(
+            pr.Market(eta=f(0.3), a=f(40.0), q=f(0.0), t0=f(0.0), t1=f(1.0), p0=f(10.0)),
+            pr.Producers(c=f([1.0, 2.0]), r=f([0.5, 0.6]), rbar=f([0.5, 0.6]), lam=f([0.0, 0.1])),
+            pr.Noise(),
+        )
+
+    import jax
+
+    with jax.enable_x64(False):
+        p32 = pr.stationary_values(game(jnp.float32)).price
+    p64 = pr.stationary_values(game(jnp.float64)).price
+    assert p32.dtype == jnp.float32
+    np.testing.assert_allclose(float(p32), float(p64), rtol=1e-5)
