@@ -1,4 +1,4 @@
-r"""Path ensembles of the price game: M common-noise scenarios x N paths, one `diffeqsolve`.
+r"""Path ensembles of the price game: M common-noise scenarios x N paths, one grid scan.
 
 $$dp = \eta\,(a(t) - \textstyle\sum_j u_j(t, p, \hat p) - p)\,dt + \sigma\,dB + dJ
        + \sigma_o\,dB_o + dJ_o,\qquad
@@ -24,8 +24,8 @@ Schemes on the grid $t_k = t_0 + k\Delta t$:
 Realised revenues and costs are integrated along each path with the trapezoidal rule; for the
 affine policies each integrand is a quadratic in $x = p - \hat p$ whose coefficients depend
 on the scenario only, so the per-path work is two multiply-adds per producer and quantity.
-Both schemes are `diffrax.AbstractSolver`s stepping on the grid (`StepTo`); their
-interpolation is the step's end state, exact at the grid times where the paths are saved.
+Both schemes are the term's `step` on the grid, run by the core's grid stepper (nested
+`lax.scan`s, `mftg_jax._simulation._stepper`), which saves the paths at the grid times.
 """
 
 import dataclasses
