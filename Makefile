@@ -38,6 +38,7 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python benchmarks/riccati.py
 	$(BIN)/python benchmarks/monte_carlo.py --quick
+	$(BIN)/python benchmarks/memory.py --quick
 	$(BIN)/python benchmarks/calibration.py
 
 # The notebooks run first (small sizes; MFTG_FULL=1 for full ones), so the site shows their outputs.

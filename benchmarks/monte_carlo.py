@@ -6,7 +6,7 @@ All candidates simulate the same model, Scenario 3 (equilibrium feedback, sigma 
 compound-Poisson jumps of intensity 4/3 with N(0, 5^2) sizes) on the same grid, in one
 process, so that the figures to compare are ratios:
 
-- engine: `simulate_paths` (one batched `diffeqsolve`, counter-based Threefry increments,
+- engine: `simulate_paths` (one batched grid scan, counter-based Threefry increments,
   sparse jumps), float32 and float64, prices only; and float32 with the realised revenues and
   costs of every producer integrated along each path;
 - NumPy: vectorised Euler over the paths, PCG64 normals and Poisson counts, jump sizes drawn
