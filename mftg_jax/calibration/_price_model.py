@@ -29,7 +29,15 @@ from .._custom_types import Scalar
 from .._linalg import small_solve
 from .._noise._jumps import CompoundPoisson, NormalJumps
 from .._validation import is_concrete
-from ..price import DemandIntercept, Market, Noise, PriceGame, Producers, stationary_values
+from ..price import (
+    DemandIntercept,
+    gamma_operator,
+    Market,
+    Noise,
+    PriceGame,
+    Producers,
+    stationary_values,
+)
 
 COMMON, IDIOSYNCRATIC = 0, 1
 
@@ -111,17 +119,6 @@ def _harmonic_indices(a: DemandIntercept) -> tuple[int, ...]:
     return tuple(range(1, a.cos.shape[-1] + 1))
 
 
-def _gamma_operator(game: PriceGame, beta, K) -> Array:
-    eta = game.market.eta
-    pr = game.producers
-    n = beta.shape[0]
-    # Off-diagonal coupling only: the diagonal's own-term eta^2 beta_i / R_i cancels
-    # exactly, and adding then subtracting it loses digits when R is tiny.
-    off = 1 - jnp.eye(n, dtype=beta.dtype)
-    L = -(eta**2) * (beta[:, None] / pr.R[None, :]) * off
-    return L + jnp.diag(pr.lam + eta + eta * K)
-
-
 def seasonal_transfer(game: PriceGame, omega) -> Array:
     r"""The equilibrium's transfer $T(\omega) = Z/A$ from intercept to mean-price harmonics.
 
@@ -139,7 +136,7 @@ def seasonal_transfer(game: PriceGame, omega) -> Array:
 def _transfer(game: PriceGame, sv, omega) -> Array:
     eta = game.market.eta
     K = jnp.sum(sv.k)
-    L = _gamma_operator(game, sv.beta, K)
+    L = gamma_operator(game, sv.beta, K)
     n = L.shape[0]
     omega = jnp.asarray(omega)
     cdt = jnp.result_type(L.dtype, jnp.complex64)

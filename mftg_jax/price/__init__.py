@@ -34,7 +34,7 @@ from ._lowering import (
     revenue_from_lq_cost as revenue_from_lq_cost,
     to_lq as to_lq,
 )
-from ._periodic import periodic_gamma as periodic_gamma
+from ._periodic import gamma_operator as gamma_operator, periodic_gamma as periodic_gamma
 from ._policy import FeedbackPolicy as FeedbackPolicy
 from ._riccati import (
     AbstractRiccatiSolution as AbstractRiccatiSolution,

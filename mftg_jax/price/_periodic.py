@@ -27,11 +27,25 @@ from ._game import PriceGame
 from ._stationary import stationary_values
 
 
-def _operator(game: PriceGame, beta, K) -> Array:
+def gamma_operator(game: PriceGame, beta, K) -> Array:
+    r"""$L = \mathrm{diag}(\lambda_i + \eta + \eta K + \eta^2\beta_i/R_i)
+    - \eta^2\beta(1/R)^\top$ of the linear $\gamma$-equations (module docstring).
+
+    Built from the off-diagonal coupling only: the diagonal's own term
+    $\eta^2\beta_i/R_i$ cancels exactly, and adding then subtracting it loses digits when
+    $R$ is tiny.
+
+    **Arguments:** `game`, a [`PriceGame`][]; `beta`, per-producer $\beta$; `K`,
+    $\sum_j k_j$.
+
+    **Returns:** `(n, n)` array.
+    """
     eta = game.market.eta
     R = game.producers.R
-    L = -(eta**2) * beta[:, None] / R[None, :]
-    return L + jnp.diag(game.producers.lam + eta + eta * K + eta**2 * beta / R)
+    n = beta.shape[0]
+    off = 1 - jnp.eye(n, dtype=beta.dtype)
+    L = -(eta**2) * (beta[:, None] / R[None, :]) * off
+    return L + jnp.diag(game.producers.lam + eta + eta * K)
 
 
 def periodic_gamma(game: PriceGame, t: ArrayLike) -> Array:
@@ -52,7 +66,7 @@ def periodic_gamma(game: PriceGame, t: ArrayLike) -> Array:
     if a.is_constant:
         return gamma
     eta = game.market.eta
-    L = _operator(game, sv.beta, jnp.sum(sv.k))
+    L = gamma_operator(game, sv.beta, jnp.sum(sv.k))
     n = L.shape[0]
     H = a.cos.shape[-1]
     omega = 2 * jnp.pi * jnp.arange(1, H + 1, dtype=gamma.dtype) / a.period
