@@ -33,6 +33,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from jaxtyping import Array, PRNGKeyArray, PyTree
 import numpy as np
 
+from .._programs import persistent_jit
 from . import _checkpoint
 from ._progress import progress_bar
 from ._spec import EnsembleSpec
@@ -123,10 +124,13 @@ class EnsembleStatistics(eqx.Module):
     run: RunInfo
 
 
-_paths_jit = eqx.filter_jit(lambda model, key, ids, cfg: model.paths(key, ids, cfg))
+def _paths(model: AbstractEnsemble, key, ids, cfg):
+    return model.paths(key, ids, cfg)
 
 
-@eqx.filter_jit
+_paths_jit = persistent_jit(_paths, name="ensemble_paths")
+
+
 def _batch_stats(model: AbstractEnsemble, batch, cfg, edges: dict, n_full: int):
     obs = model.observe(batch, cfg)
     out = dict(moments={}, scen={}, hist={}, full={})
@@ -142,7 +146,6 @@ def _batch_stats(model: AbstractEnsemble, batch, cfg, edges: dict, n_full: int):
     return out
 
 
-@eqx.filter_jit
 def _batch_range(model: AbstractEnsemble, batch, cfg):
     """Per remaining index `(min, max)` of the histogrammed observables of a batch."""
     obs = model.observe(batch, cfg)
@@ -152,6 +155,10 @@ def _batch_range(model: AbstractEnsemble, batch, cfg):
         flat = x.reshape((-1,) + x.shape[2:])
         out[name] = (jnp.min(flat, 0), jnp.max(flat, 0))
     return out
+
+
+_batch_stats = persistent_jit(_batch_stats, name="ensemble_stats")
+_batch_range = persistent_jit(_batch_range, name="ensemble_range")
 
 
 def _default_batch(n_per: int, n_common: int, n_save: int, n_dev: int) -> int:

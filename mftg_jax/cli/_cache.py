@@ -20,6 +20,8 @@ _OFF = ("0", "off", "no", "false")
 # Programs that compile faster than this are not written (the JAX default is 1 s, which would
 # leave most of a command's small programs to compile again on every call).
 MIN_COMPILE_SECONDS = 0.0
+#: Subfolder of the cache folder that keeps traced programs (`mftg_jax._programs`).
+PROGRAMS = "programs"
 
 
 def cache_folder(disabled: bool = False) -> str | None:
@@ -55,6 +57,10 @@ def enable_compile_cache(disabled: bool = False) -> str | None:
     if not os.access(folder, os.W_OK):
         return None
     jax.config.update("jax_compilation_cache_dir", folder)
+    from .._programs import enable
+
+    # Traced programs beside the compiled ones: a later call skips tracing and lowering too.
+    enable(os.path.join(folder, PROGRAMS))
     if "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS" not in os.environ:
         jax.config.update("jax_persistent_cache_min_compile_time_secs", MIN_COMPILE_SECONDS)
     return folder

@@ -36,13 +36,13 @@ grid per regime, minimised (L-BFGS) against the forward-moment cost with the oth
 from collections.abc import Callable
 
 import diffrax
-import equinox as eqx
 import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float
 
 from .._certify import certificate, NashCertificate
 from .._odes import checked_solution, default_controller, solve_ode
+from .._programs import persistent_jit
 from ._game import Affine, Coefficients, LQGame
 from ._riccati import channels, RiccatiSolution
 
@@ -234,7 +234,7 @@ def _br_rhs(t, y, args):
     return jax.tree.map(jnp.negative, coupled)
 
 
-@eqx.filter_jit
+@persistent_jit
 def _certify(game: LQGame, candidate: RiccatiSolution, controller, max_steps):
     K, n = game.num_regimes, game.n
     dt = game.t0.dtype
@@ -391,7 +391,7 @@ def _forward_cost(game: LQGame, feedback: FeedbackFn, stepsize_controller, dt0, 
     return running + terminal
 
 
-@eqx.filter_jit
+@persistent_jit
 def _policy_cost_jit(game, candidate, controller, max_steps):
     return _forward_cost(game, lambda t: _gains_tuple(candidate, t), controller, None, max_steps)
 

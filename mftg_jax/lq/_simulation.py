@@ -31,6 +31,7 @@ import numpy as np
 from .._linalg import small_expm
 from .._noise._counts import counter_uniform, GridCounts
 from .._noise._levy_path import GridLevyPath, poisson_max_count
+from .._programs import persistent_jit
 from .._simulation._driver import AbstractEnsemble, Observables, run_ensemble
 from .._simulation._spec import EnsembleSpec
 from .._simulation._stepper import AbstractEnsembleTerm, integrate, time_grid
@@ -295,7 +296,7 @@ def _run(solution: RiccatiSolution, key, path_ids, cfg: _Config) -> LQPaths:
     return LQPaths(cost, yT.x, yT.xhat, jnp.moveaxis(regimes, 0, -1).astype(jnp.int32))
 
 
-_run_jit = eqx.filter_jit(_run)
+_run_jit = persistent_jit(_run)
 
 
 class LQEnsemble(AbstractEnsemble):

@@ -28,7 +28,6 @@ vanishes (to solver tolerance) exactly when the candidate is an equilibrium.
 """
 
 import diffrax
-import equinox as eqx
 import jax.numpy as jnp
 
 from .._certify import (
@@ -39,6 +38,7 @@ from .._certify import (
     PlayerProblem,
 )
 from .._odes import default_controller
+from .._programs import persistent_jit
 from ._riccati import AbstractRiccatiSolution, terminal_values
 
 
@@ -70,7 +70,7 @@ def _player_problem(t, i, riccati: AbstractRiccatiSolution) -> PlayerProblem:
     return PlayerProblem(A, B, N, Rw, gain, noise, pr.lam[i])
 
 
-@eqx.filter_jit
+@persistent_jit
 def _certify(riccati: AbstractRiccatiSolution, controller, max_steps):
     game = riccati.game
     mk = game.market

@@ -36,6 +36,7 @@ from jaxtyping import Array, ArrayLike, Float
 
 from .._custom_types import PerProducer, Scalar
 from .._odes import default_controller, solve_ode
+from .._programs import persistent_jit
 from ._game import Producers
 from ._policy import _lift, FeedbackPolicy
 from ._riccati import AbstractRiccatiSolution, gains, RiccatiValues
@@ -153,7 +154,7 @@ class Expectations(eqx.Module):
         return _sums(self, num)
 
 
-@eqx.filter_jit
+@persistent_jit
 def _sums(path: Expectations, num: int):
     mk = path.riccati.game.market
     return jnp.sum(path.rates(cost_instants(mk.t0, mk.t1, num)), axis=0)

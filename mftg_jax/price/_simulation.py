@@ -37,6 +37,7 @@ import jax.numpy as jnp
 from jaxtyping import Array, PRNGKeyArray
 
 from .._noise._levy_path import GridLevyPath, jump_slots, jump_truncation
+from .._programs import persistent_jit
 from .._simulation._driver import AbstractEnsemble, Observables
 from .._simulation._spec import EnsembleSpec, save_indices
 from .._simulation._stepper import integrate, time_grid
@@ -305,7 +306,7 @@ def _pick_revenue(t, y, args):
     return y.phat, y.p, y.revenue
 
 
-run_paths_jit = eqx.filter_jit(run_paths)
+run_paths_jit = persistent_jit(run_paths)
 
 
 class PriceEnsemble(AbstractEnsemble):

@@ -42,11 +42,11 @@ For a seasonal intercept, $a$ is its mean level.
 
 from typing import NamedTuple
 
-import equinox as eqx
 import jax.numpy as jnp
 import optimistix as optx
 
 from .._custom_types import PerProducer, Scalar
+from .._programs import persistent_jit
 from .._validation import is_concrete
 from ._game import PriceGame
 
@@ -89,7 +89,7 @@ def _residual(log_K, game: PriceGame):
     return 1 - negative / positive
 
 
-@eqx.filter_jit
+@persistent_jit
 def _stationary(game: PriceGame, rtol: float, atol: float):
     eta = game.market.eta
     pr = game.producers

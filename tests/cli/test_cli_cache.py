@@ -1,5 +1,5 @@
 """The command line's persistent compilation cache: on by default in the user's cache folder,
-off on request, and JAX's own variable respected."""
+off on request, and JAX's own variable respected; traced programs kept beside it."""
 
 import os
 import subprocess
@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from mftg_jax.cli._cache import cache_folder
+from mftg_jax.cli._cache import cache_folder, PROGRAMS
 
 
 @pytest.fixture
@@ -35,11 +35,20 @@ def test_cache_folder_rules(clean_env, tmp_path):
 def test_cli_writes_the_cache_by_default(clean_env, tmp_path):
     # A fresh process with only XDG_CACHE_HOME set: the command fills the user's cache folder;
     # with --no-compile-cache nothing is written.
+    # A second process loads the traced programs the first kept (writes none) and prints the
+    # same report.
     env = dict(os.environ, XDG_CACHE_HOME=str(tmp_path / "xdg"))
     cmd = [sys.executable, "-m", "mftg_jax", "solve", "--scenario", "2", "--json"]
-    subprocess.run(cmd, env=env, check=True, capture_output=True, timeout=300)
-    written = list((tmp_path / "xdg" / "mftg_jax" / "jax").iterdir())
+    run = dict(env=env, check=True, capture_output=True, text=True, timeout=300)
+    first = subprocess.run(cmd, **run)
+    folder = tmp_path / "xdg" / "mftg_jax" / "jax"
+    written = list(folder.iterdir())
     assert len(written) >= 3
+    programs = {p: p.stat().st_mtime_ns for p in (folder / PROGRAMS).rglob("*.prog")}
+    assert len(programs) >= 3
+    second = subprocess.run(cmd, **run)
+    assert second.stdout == first.stdout
+    assert {p: p.stat().st_mtime_ns for p in (folder / PROGRAMS).rglob("*.prog")} == programs
     env["XDG_CACHE_HOME"] = str(tmp_path / "off")
     off = [sys.executable, "-m", "mftg_jax", "--no-compile-cache", "--version"]
     out = subprocess.run(off, env=env, check=True, capture_output=True, text=True, timeout=120)
