@@ -17,7 +17,12 @@ from ._noise._jumps import (
     NormalJumps as NormalJumps,
 )
 from ._noise._levy_path import GridLevyPath as GridLevyPath, LevyIncrements as LevyIncrements
-from ._odes import RiccatiExplosionError as RiccatiExplosionError, solve_ode as solve_ode
+from ._odes import (
+    RiccatiExplosionError as RiccatiExplosionError,
+    solve_ode as solve_ode,
+    stacked_evaluate as stacked_evaluate,
+    stacked_ys as stacked_ys,
+)
 from ._simulation._driver import (
     AbstractEnsemble as AbstractEnsemble,
     EnsembleStatistics as EnsembleStatistics,

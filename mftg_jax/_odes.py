@@ -20,6 +20,7 @@ import jax.numpy as jnp
 from jaxtyping import Array, PyTree
 import numpy as np
 
+from ._programs import exporting, persistent_jit
 from ._validation import is_concrete
 
 #: Default tolerances of the library's adaptive solves.
@@ -42,7 +43,56 @@ def default_controller(rtol: float = RTOL, atol: float = ATOL) -> diffrax.PIDCon
     return diffrax.PIDController(rtol=rtol, atol=atol)
 
 
-def _solve(vector_field, solver, t0, t1, dt0, y0, args, saveat, controller, adjoint, max_steps):
+class _LargestProblemNorm(eqx.Module):
+    """The largest of the norms of the problems stacked on axis 0 of every leaf.
+
+    As the error norm of a stacked solve, a step is accepted only when every problem's own
+    (scaled) error passes, so each problem meets the tolerance it would meet alone.
+    """
+
+    norm: Callable[[PyTree], Array]
+
+    def __call__(self, y):
+        return jnp.max(jax.vmap(self.norm)(y))
+
+
+def _stacked_controller(controller):
+    if isinstance(controller, diffrax.PIDController):
+        return eqx.tree_at(lambda c: c.norm, controller, _LargestProblemNorm(controller.norm))
+    # A constant step size has no error norm: the stacked steps are the unstacked ones.
+    return controller
+
+
+def _solve(
+    vector_field, solver, t0, t1, dt0, y0, args, saveat, controller, adjoint, max_steps, chunk
+):
+    if chunk is None:
+        return _diffeqsolve(
+            vector_field, solver, t0, t1, dt0, y0, args, saveat, controller, adjoint, max_steps
+        )
+    field = jax.vmap(vector_field, in_axes=(None, 0, 0))
+    controller = _stacked_controller(controller)
+    size = jax.tree.leaves(y0)[0].shape[0]
+    chunks = -(-size // chunk)
+
+    def split(x):
+        # Padding repeats the last problem: a copy takes the same steps as its original, so
+        # the padded chunk's shared step sizes are unchanged.
+        x = jnp.concatenate([x, jnp.repeat(x[-1:], chunks * chunk - size, axis=0)])
+        return x.reshape(chunks, chunk, *x.shape[1:])
+
+    def one_chunk(y0_args):
+        y0_c, args_c = y0_args
+        return _diffeqsolve(
+            field, solver, t0, t1, dt0, y0_c, args_c, saveat, controller, adjoint, max_steps
+        )
+
+    return jax.lax.map(one_chunk, jax.tree.map(split, (y0, args)))
+
+
+def _diffeqsolve(
+    vector_field, solver, t0, t1, dt0, y0, args, saveat, controller, adjoint, max_steps
+):
     return diffrax.diffeqsolve(
         diffrax.ODETerm(vector_field),
         solver,
@@ -59,7 +109,7 @@ def _solve(vector_field, solver, t0, t1, dt0, y0, args, saveat, controller, adjo
     )
 
 
-_solve_jit = eqx.filter_jit(_solve)
+_solve_jit = persistent_jit(_solve, name="solve_ode")
 
 
 def solve_ode(
@@ -75,6 +125,7 @@ def solve_ode(
     saveat: diffrax.SaveAt = diffrax.SaveAt(t1=True),
     dt0=None,
     max_steps: int = 4096,
+    stacked_chunk: int | None = None,
 ) -> diffrax.Solution:
     r"""Solve $\dot y = f(t, y, \mathrm{args})$ from `t0` to `t1` (backwards when `t1 < t0`).
 
@@ -93,19 +144,130 @@ def solve_ode(
     - `adjoint`: the diffrax adjoint for reverse-mode gradients.
     - `saveat`: a `diffrax.SaveAt` (default: the end point only).
     - `dt0`: the initial (or fixed) step; `None` lets the controller choose.
-    - `max_steps`: the step budget.
+    - `max_steps`: the step budget (per chunk of a stacked solve).
+    - `stacked_chunk`: `None` solves one problem (`jax.vmap` the call for a batch). An
+      integer $C$ solves a batch stacked on axis 0 of every leaf of `y0` and `args` ($B$
+      problems sharing `t0`, `t1`) as one ODE per chunk of $C$ problems: `vector_field`
+      is vmapped over the chunk inside one `diffeqsolve`, the chunk shares its step sizes,
+      and a `PIDController`'s error norm becomes the largest of the problems' own norms
+      ($\max_b \lVert e_b \rVert$), so every problem meets its own tolerance. The chunks
+      run one after another (`lax.map`); $B$ is padded to a multiple of $C$ by repeating
+      the last problem. Read the result with `mftg_jax.stacked_evaluate` (dense) and
+      `mftg_jax.stacked_ys` (saved times).
 
-    **Returns:** the `diffrax.Solution`.
+    **Returns:** the `diffrax.Solution`; for a stacked solve one per chunk, stacked on a
+    leading axis of every leaf (`result` and `stats` per chunk).
     """
     check_solve_options(stepsize_controller, max_steps)
+    check_stacked_chunk(stepsize_controller, stacked_chunk)
+    if stacked_chunk is not None and (jnp.ndim(t0) or jnp.ndim(t1)):
+        raise ValueError(
+            "a stacked solve shares t0 and t1: pass scalars, got shapes "
+            f"{jnp.shape(t0)} and {jnp.shape(t1)}"
+        )
     if stepsize_controller is None:
         stepsize_controller = default_controller()
     if dt0 is not None:
         # An array, not a Python float: a new step size must not trigger a recompilation.
         dt0 = jnp.asarray(dt0, dtype=jnp.result_type(t0))
     return _solve_jit(
-        vector_field, solver, t0, t1, dt0, y0, args, saveat, stepsize_controller, adjoint, max_steps
+        vector_field,
+        solver,
+        t0,
+        t1,
+        dt0,
+        y0,
+        args,
+        saveat,
+        stepsize_controller,
+        adjoint,
+        max_steps,
+        stacked_chunk,
     )
+
+
+def check_stacked_chunk(stepsize_controller, stacked_chunk, name: str = "stacked_chunk") -> None:
+    """Reject a chunk size (the argument `name`) that is not a positive integer, and a
+    stacked solve under a step-size controller whose error norm it cannot take per problem."""
+    if stacked_chunk is None:
+        return
+    if isinstance(stacked_chunk, bool) or not isinstance(stacked_chunk, int | np.integer):
+        raise ValueError(f"{name} must be a positive integer or None, got {stacked_chunk!r}")
+    if stacked_chunk < 1:
+        raise ValueError(f"{name} must be a positive integer or None, got {stacked_chunk}")
+    if stepsize_controller is not None and not isinstance(
+        stepsize_controller, diffrax.PIDController | diffrax.ConstantStepSize
+    ):
+        raise ValueError(
+            "a stacked solve takes stepsize_controller = diffrax.PIDController or "
+            f"diffrax.ConstantStepSize, got {type(stepsize_controller).__name__}"
+        )
+
+
+def stacked_evaluate(sol: diffrax.Solution, t, size: int) -> PyTree:
+    """Evaluate a dense stacked solve (`solve_ode` with `stacked_chunk`) at `t`.
+
+    **Arguments:**
+
+    - `sol`: the solution, one dense solve per chunk.
+    - `t`: one time for every problem (a scalar) or one per problem (shape `(size,)`).
+    - `size`: the number of problems $B$ (the padding is dropped).
+
+    **Returns:** the state at `t`, every leaf with the $B$ problems on axis 0.
+    """
+    interp = sol.interpolation
+    t = jnp.asarray(t, dtype=interp.ts.dtype)
+    chunks, chunk = jax.tree.leaves(interp.y0_if_trivial)[0].shape[:2]
+
+    def chunk_at(interp_c, t_c):
+        if t_c.ndim == 0:
+            return interp_c.evaluate(t_c)
+
+        def one(infos, y0, tb):
+            # One problem's interpolation: the chunk's step times, that problem's stages.
+            mine = eqx.tree_at(lambda i: (i.infos, i.y0_if_trivial), interp_c, (infos, y0))
+            return mine.evaluate(tb)
+
+        axes = _problem_axes(interp_c.infos, interp_c.y0_if_trivial)
+        return jax.vmap(one, in_axes=(axes, 0, 0))(interp_c.infos, interp_c.y0_if_trivial, t_c)
+
+    if t.ndim == 0:
+        out = jax.vmap(chunk_at, in_axes=(0, None))(interp, t)
+    else:
+        if t.shape != (size,):
+            raise ValueError(f"t must be a scalar or of shape ({size},), got shape {t.shape}")
+        t = jnp.concatenate([t, jnp.repeat(t[-1:], chunks * chunk - size)])
+        out = jax.vmap(chunk_at)(interp, t.reshape(chunks, chunk))
+    return jax.tree.map(lambda x: x.reshape(chunks * chunk, *x.shape[2:])[:size], out)
+
+
+def _problem_axes(infos, y):
+    # diffrax keeps per-step interpolation data shaped like the state with leading axes (the
+    # step, a Runge-Kutta stage): the problems' axis is the state's first one, counted from
+    # the end. A solver whose data is not shaped like the state cannot be read per problem.
+    if not isinstance(infos, dict):
+        raise ValueError(
+            f"{type(infos).__name__} dense output cannot be evaluated at one time per problem; "
+            "evaluate all problems at one time"
+        )
+    try:
+        return {k: jax.tree.map(lambda x, yy: x.ndim - yy.ndim, v, y) for k, v in infos.items()}
+    except ValueError:
+        raise ValueError(
+            "this solver's dense output cannot be evaluated at one time per problem; "
+            "evaluate all problems at one time"
+        ) from None
+
+
+def stacked_ys(sol: diffrax.Solution, size: int) -> PyTree:
+    """The saved values of a stacked solve, every leaf of shape `(size, len(ts), ...)`."""
+
+    def unchunk(y):
+        # (chunks, times, chunk, ...) -> (problems, times, ...)
+        y = jnp.moveaxis(y, 1, 2)
+        return y.reshape(y.shape[0] * y.shape[1], *y.shape[2:])[:size]
+
+    return jax.tree.map(unchunk, sol.ys)
 
 
 def solve_ok(sol: diffrax.Solution) -> Array:
@@ -135,6 +297,9 @@ def checked_solution(
             if msg is not None:
                 raise StepBudgetError(msg)
             raise RiccatiExplosionError(explain(sol))
+        return sol
+    if exporting():
+        # A program kept on disk holds no host callback: its caller checks the values.
         return sol
     try:
         return eqx.error_if(sol, ~ok, traced_message)

@@ -46,6 +46,7 @@ from ._riccati import (
     stack_games as stack_games,
     terminal_values as terminal_values,
 )
+from ._riccati_batch import StackedRiccatiSolution as StackedRiccatiSolution
 from ._simulation import (
     PriceEnsemble as PriceEnsemble,
     simulate_paths as simulate_paths,
@@ -57,3 +58,4 @@ from ._stationary import (
     stationary_values as stationary_values,
     StationaryValues as StationaryValues,
 )
+from ._stiff import structured_solver as structured_solver

@@ -20,7 +20,7 @@ stationary ones ([`terminal_values`][]).
 """
 
 import abc
-from typing import NamedTuple
+from typing import NamedTuple, TYPE_CHECKING
 
 import diffrax
 import equinox as eqx
@@ -43,6 +43,9 @@ from ._game import PriceGame
 from ._periodic import periodic_gamma
 from ._stationary import stationary_values
 
+if TYPE_CHECKING:
+    from ._riccati_batch import StackedRiccatiSolution
+
 
 class RiccatiValues(NamedTuple):
     """The Riccati coefficients at one time, each of shape `(n,)`."""
@@ -64,15 +67,29 @@ def gains(game: PriceGame, values: RiccatiValues) -> tuple[PerProducer, PerProdu
 
 def riccati_vector_field(t, y: RiccatiValues, game: PriceGame) -> RiccatiValues:
     """Right-hand side of the Riccati system (module docstring), O(n) per call."""
+    return riccati_local(t, y, riccati_totals(y, game), game)
+
+
+def riccati_totals(y: RiccatiValues, game: PriceGame):
+    r"""The three totals through which producers interact,
+    $(\sum_j \alpha_j/r_j, \sum_j k_j, \sum_j m_j)$, shape `(3,)`."""
+    k, m = gains(game, y)
+    return jnp.stack([jnp.sum(y.alpha / game.producers.r), jnp.sum(k), jnp.sum(m)])
+
+
+def riccati_local(t, y: RiccatiValues, totals, game: PriceGame) -> RiccatiValues:
+    """The Riccati right-hand side given the totals of `riccati_totals`: producer `i`'s
+    rate reads only its own coefficients and the totals (the structure an implicit solve
+    exploits, `mj.price.structured_solver`)."""
     alpha, beta, gamma, delta = y
     eta = game.market.eta
     a = game.market.a(t)
     pr = game.producers
     r, R, lam, c = pr.r, pr.R, pr.lam, pr.c
     k, m = gains(game, y)
-    s_alpha = jnp.sum(alpha / r) - alpha / r
-    s_k = jnp.sum(k) - k
-    s_m = jnp.sum(m) - m
+    s_alpha = totals[0] - alpha / r
+    s_k = totals[1] - k
+    s_m = totals[2] - m
     var = game.noise.idiosyncratic_variance_rate
     var_o = game.noise.common_variance_rate
     d_alpha = (lam + 2 * eta) * alpha - eta**2 / r * alpha**2 - 2 * eta**2 * alpha * s_alpha
@@ -135,10 +152,14 @@ class AbstractRiccatiSolution(eqx.Module):
 
         evaluated at $t_0$ (discounted to $t_0$).
         """
-        mk = self.game.market
-        v = self.evaluate(mk.t0)
-        dev = mk.p0 - mk.phat0
-        return v.alpha / 2 * dev**2 + v.beta / 2 * mk.phat0**2 + v.gamma * mk.phat0 + v.delta
+        return revenue_at_t0(self.game, self.evaluate(self.game.market.t0))
+
+
+def revenue_at_t0(game: PriceGame, v: RiccatiValues) -> PerProducer:
+    """The revenue of [`AbstractRiccatiSolution.revenue`][] from the values `v` at $t_0$."""
+    mk = game.market
+    dev = mk.p0 - mk.phat0
+    return v.alpha / 2 * dev**2 + v.beta / 2 * mk.phat0**2 + v.gamma * mk.phat0 + v.delta
 
 
 class RiccatiSolution(AbstractRiccatiSolution):
@@ -166,21 +187,26 @@ class RiccatiSolution(AbstractRiccatiSolution):
     def values(self) -> RiccatiValues:
         """The coefficients at the saved times, arrays of shape `(len(ts), n)`, in the order
         of the `ts` given (the solve itself runs backwards from $t_1$)."""
-        ys = self.solution.ys
-        if self.ts_order is None:
-            return ys
-        k, m = self.ts_offset, self.ts_order.shape[-1]
-
-        def reorder(y):
-            seg = jnp.take(y[k : k + m], self.ts_order, axis=0)
-            return jnp.concatenate([y[:k], seg, y[k + m :]])
-
-        return RiccatiValues(*(reorder(y) for y in ys))
+        return in_given_order(self.solution.ys, self.ts_order, self.ts_offset)
 
     @property
     def stats(self) -> dict:
         """diffrax's step statistics (number of steps, rejections)."""
         return self.solution.stats
+
+
+def in_given_order(ys: RiccatiValues, ts_order, ts_offset: int) -> RiccatiValues:
+    """Values saved in decreasing time (the direction of the solve), put back in the order
+    of the `ts` given; `ts_order` `None` leaves them as they are."""
+    if ts_order is None:
+        return ys
+    k, m = ts_offset, ts_order.shape[-1]
+
+    def reorder(y):
+        seg = jnp.take(y[k : k + m], ts_order, axis=0)
+        return jnp.concatenate([y[:k], seg, y[k + m :]])
+
+    return RiccatiValues(*(reorder(y) for y in ys))
 
 
 _DENSE = diffrax.SaveAt(t1=True, dense=True)
@@ -194,11 +220,14 @@ def solve_riccati(
     adjoint: diffrax.AbstractAdjoint = diffrax.RecursiveCheckpointAdjoint(),
     saveat: diffrax.SaveAt = _DENSE,
     max_steps: int = 4096,
-) -> RiccatiSolution:
+    batch: str | None = None,
+    chunk: int | None = None,
+) -> "RiccatiSolution | StackedRiccatiSolution":
     r"""Solve the price game's Riccati system backwards from $t_1$ (module docstring).
 
     One jit-compiled diffrax program; works under `jax.vmap` (a batch of games), `jax.jit`
-    and `jax.grad`.
+    and `jax.grad`. A batch of games is solved either by `jax.vmap` of this function (each
+    game with its own steps) or, with `batch="stacked"`, as one stacked ODE.
 
     **Arguments:**
 
@@ -213,11 +242,20 @@ def solve_riccati(
       of many producers much cheaper when only a few times are needed; read them from
       `.values`.
     - `max_steps`: step budget; a blow-up exhausts it and is reported.
+    - `batch`: `None` (one game) or `"stacked"`: `game` holds $B$ games stacked on axis 0
+      ([`stack_games`][mftg_jax.price.stack_games], or a `jax.vmap`-built game) with one
+      horizon, solved as one ODE per chunk of games with shared step sizes and an error
+      norm that is the largest of the games' own norms, so each game meets its own
+      tolerance ([`solve_ode`][mftg_jax.solve_ode] with `stacked_chunk`).
+    - `chunk`: games per stacked ODE (default: the whole batch); the chunks are solved one
+      after another. On a CPU a few hundred games per chunk keep the working set in cache.
 
     **Returns:**
 
     A [`RiccatiSolution`][]: `evaluate(t)` gives $(\alpha, \beta, \gamma, \delta)(t)$ for
     any $t \in [t_0, t_1]$ (dense output), `values` the coefficients at the saved times.
+    With `batch="stacked"` a [`StackedRiccatiSolution`][mftg_jax.price.StackedRiccatiSolution],
+    whose `evaluate(t)` and `values` hold the $B$ games on axis 0.
 
     **Raises:**
 
@@ -226,6 +264,10 @@ def solve_riccati(
     instead).
     """
     check_instance("game", game, PriceGame)
+    if batch not in (None, "stacked"):
+        raise ValueError(f"batch must be None or 'stacked', got {batch!r}")
+    if chunk is not None and batch is None:
+        raise ValueError("chunk is the number of games per stacked solve: pass batch='stacked'")
     dense = saveat.dense
     if saveat.subs is not None and not isinstance(saveat.subs, diffrax.SubSaveAt):
         raise ValueError("saveat must be a single SaveAt (no nested subs)")
@@ -238,6 +280,10 @@ def solve_riccati(
         saveat = diffrax.SaveAt(ts=ts[order], t0=saveat.subs.t0, t1=saveat.subs.t1, dense=dense)
     mk = game.market
     kwargs = dict(solver=solver, stepsize_controller=stepsize_controller, adjoint=adjoint)
+    if batch == "stacked":
+        from ._riccati_batch import solve_stacked
+
+        return solve_stacked(game, saveat, ts_order, ts_offset, max_steps, chunk, **kwargs)
     sol = solve_ode(
         riccati_vector_field,
         terminal_values(game),
