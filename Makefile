@@ -37,6 +37,7 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/riccati.py
+	$(BIN)/python benchmarks/riccati_stiff.py --quick
 	$(BIN)/python benchmarks/monte_carlo.py --quick
 	$(BIN)/python benchmarks/memory.py --quick
 	$(BIN)/python benchmarks/calibration.py
