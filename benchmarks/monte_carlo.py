@@ -1,4 +1,5 @@
-"""Monte Carlo speed: the ensemble engine against NumPy, a plain `lax.scan` and the RNG limit.
+"""Monte Carlo speed: the ensemble engine against NumPy, QuantLib, a plain `lax.scan` and the
+RNG and hash limits.
 
     python benchmarks/monte_carlo.py [--paths 100000] [--steps 1000] [--quick] [--json]
 
@@ -12,15 +13,28 @@ process, so that the figures to compare are ratios:
 - NumPy: vectorised Euler over the paths, PCG64 normals and Poisson counts, jump sizes drawn
   only where a count is positive (`--numpy-paths` times a subset on big runs);
 - scan: a plain `lax.scan` Euler loop with `jax.random` normals and dense jump draws;
+- QuantLib (optional, the `peers` extra): its own process and path generator,
+  `ExtOUWithJumpsProcess` (an `ExtendedOrnsteinUhlenbeckProcess` plus a mean-reverting
+  compound-Poisson component) through `GaussianMultiPathGenerator`, one path at a time, on
+  `--quantlib-paths` paths of the same grid. The closest process it has, not the same one:
+  a constant mean-reversion speed (the time average of Scenario 3's equilibrium speed of
+  $p - \hat p$), at most one jump per step (added at the step's end), exponential jump sizes
+  with the same second moment 25 (QuantLib's jump law) and a level offset that makes their
+  mean zero, and its mean level a Python callback (how the bindings take a function of time).
+  Also QuantLib's plain `OrnsteinUhlenbeckProcess` through `GaussianPathGenerator` (no jumps,
+  no callback) as its fastest path generator. Skipped, with the reason, without QuantLib;
 - RNG limit: one `jax.random.normal` per path-step in the same loop shape, nothing else;
   hash limit: one fused Threefry-2x32 hash and normal per path-step (the engine's own draw).
 
-Rates are path-steps per second of run time (best of `--repeats`), compile time apart.
+Rates are path-steps per second of run time (best of `--repeats`), compile time apart; the
+CPU-time rates (best process time of the same runs, all threads) are the steadier figure on a
+loaded machine.
 """
 
 import argparse
 import json
 import math
+import os
 import platform
 import time
 
@@ -37,17 +51,29 @@ from mftg_jax.slides import scenario_game  # noqa: E402
 
 
 def timed(f, args, repeats):
-    """(compile seconds, best run seconds) of `jax.jit(f)(*args)`."""
+    """(compile seconds, best run seconds, best run CPU seconds) of `jax.jit(f)(*args)`."""
     t = time.perf_counter()
     c = jax.jit(f).lower(*args).compile()
     compile_s = time.perf_counter() - t
     jax.block_until_ready(c(*args))
-    best = math.inf
+    best, best_cpu = math.inf, math.inf
     for _ in range(repeats):
-        t = time.perf_counter()
+        t, t_cpu = time.perf_counter(), time.process_time()
         jax.block_until_ready(c(*args))
         best = min(best, time.perf_counter() - t)
-    return compile_s, best
+        best_cpu = min(best_cpu, time.process_time() - t_cpu)
+    return compile_s, best, best_cpu
+
+
+def timed_host(f, repeats):
+    """(best run seconds, best run CPU seconds, last result) of the host function `f()`."""
+    best, best_cpu, out = math.inf, math.inf, None
+    for _ in range(repeats):
+        t, t_cpu = time.perf_counter(), time.process_time()
+        out = f()
+        best = min(best, time.perf_counter() - t)
+        best_cpu = min(best_cpu, time.process_time() - t_cpu)
+    return best, best_cpu, out
 
 
 def tables(game, n_steps):
@@ -120,6 +146,51 @@ def scan_euler(game, tab, n_paths, key):
     return jnp.mean(p)
 
 
+def quantlib_jump_ou(game, tab, n_paths, seed=42):
+    """QuantLib's `ExtOUWithJumpsProcess` for $x = p - \hat p$ of Scenario 3 (module
+    docstring) on the grid, one path at a time; returns (mean, variance) of $x(t_1)$."""
+    import QuantLib as ql
+
+    grid, g, _, _ = tab
+    mk, nz = game.market, game.noise
+    kappa = float(np.mean(float(mk.eta) * (1 + g.sum(-1))))
+    nu = float(nz.jumps.intensity)
+    # Exponential sizes with Scenario 3's second moment E[Y^2] = 25: mean 5 / sqrt(2).
+    mean_size = math.sqrt(float(nz.jumps.size.second_moment()) / 2)
+    level = -nu * mean_size / kappa  # cancels the jumps' mean in the stationary law
+    ou = ql.ExtendedOrnsteinUhlenbeckProcess(kappa, float(nz.sigma), 0.0, lambda t: level)
+    process = ql.ExtOUWithJumpsProcess(ou, 0.0, kappa, nu, 1 / mean_size)
+    K = len(grid) - 1
+    times = ql.TimeGrid(float(grid[-1] - grid[0]), K)
+    uniform = ql.UniformRandomSequenceGenerator(
+        process.factors() * K, ql.UniformRandomGenerator(seed)
+    )
+    gen = ql.GaussianMultiPathGenerator(
+        process, list(times), ql.GaussianRandomSequenceGenerator(uniform), False
+    )
+    x = np.empty(n_paths)
+    for i in range(n_paths):
+        path = gen.next().value()
+        x[i] = path[0][K] + path[1][K]
+    return float(x.mean()), float(x.var())
+
+
+def quantlib_ou(game, tab, n_paths, seed=42):
+    """QuantLib's plain `OrnsteinUhlenbeckProcess` (no jumps) through `GaussianPathGenerator`;
+    returns the mean of $x(t_1)$."""
+    import QuantLib as ql
+
+    grid, g, _, _ = tab
+    kappa = float(np.mean(float(game.market.eta) * (1 + g.sum(-1))))
+    process = ql.OrnsteinUhlenbeckProcess(kappa, float(game.noise.sigma), 0.0, 0.0)
+    K = len(grid) - 1
+    uniform = ql.UniformRandomSequenceGenerator(K, ql.UniformRandomGenerator(seed))
+    gen = ql.GaussianPathGenerator(
+        process, float(grid[-1] - grid[0]), K, ql.GaussianRandomSequenceGenerator(uniform), False
+    )
+    return float(np.mean([gen.next().value()[K] for _ in range(n_paths)]))
+
+
 def rng_limit(n_paths, n_steps, key):
     """One `jax.random.normal` per path-step, summed so that nothing is dropped."""
 
@@ -148,19 +219,25 @@ def main(argv=None):
     ap.add_argument("--paths", type=int, default=100_000)
     ap.add_argument("--steps", type=int, default=1000)
     ap.add_argument("--numpy-paths", type=int, default=None, help="paths for NumPy (default all)")
-    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument(
+        "--quantlib-paths", type=int, default=2000, help="paths for QuantLib (default 2000)"
+    )
+    ap.add_argument("--repeats", type=int, default=None, help="timed runs (default 3, --quick 2)")
     ap.add_argument("--no-f64", action="store_true", help="skip the float64 engine run")
-    ap.add_argument("--quick", action="store_true", help="20,000 paths x 250 steps, 2 repeats")
+    ap.add_argument("--quick", action="store_true", help="20,000 paths x 250 steps")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
     if args.quick:
-        args.paths, args.steps, args.repeats = 20_000, 250, 2
+        args.paths, args.steps = 20_000, 250
+    if args.repeats is None:
+        args.repeats = 2 if args.quick else 3
     P, K, R = args.paths, args.steps, args.repeats
     n_np = min(P, args.numpy_paths or P)
+    n_ql = min(P, args.quantlib_paths)
     game = scenario_game(3)
     key = jax.random.key(0)
     work = P * K
-    rows, compile_s = {}, {}
+    rows, cpu_rows, compile_s = {}, {}, {}
 
     def engine(dtype, track):
         def f(key):
@@ -181,17 +258,39 @@ def main(argv=None):
         ("hash_limit", lambda key: hash_limit(P, K, key)),
     ]
     for name, f in cases:
-        compile_s[name], best = timed(f, (key,), R)
-        rows[name] = work / best
+        compile_s[name], best, best_cpu = timed(f, (key,), R)
+        rows[name], cpu_rows[name] = work / best, work / best_cpu
     numpy_euler(game, tab, min(n_np, 1000))  # warm-up
-    best = math.inf
-    for _ in range(R):
-        t = time.perf_counter()
-        numpy_euler(game, tab, n_np)
-        best = min(best, time.perf_counter() - t)
-    rows["numpy_f32"] = n_np * K / best
+    best, best_cpu, _ = timed_host(lambda: numpy_euler(game, tab, n_np), R)
+    rows["numpy_f32"], cpu_rows["numpy_f32"] = n_np * K / best, n_np * K / best_cpu
+    quantlib = {"skipped": None}
+    try:
+        import QuantLib as ql
+    except ImportError as e:
+        quantlib["skipped"] = f"QuantLib not installed ({e}); pip install QuantLib or .[peers]"
+    else:
+        quantlib["version"] = ql.__version__
+        best, best_cpu, (mean, var) = timed_host(lambda: quantlib_jump_ou(game, tab, n_ql), R)
+        rows["quantlib_jump_ou"], cpu_rows["quantlib_jump_ou"] = (
+            n_ql * K / best,
+            n_ql * K / best_cpu,
+        )
+        quantlib.update(x1_mean=mean, x1_var=var)
+        best, best_cpu, _ = timed_host(lambda: quantlib_ou(game, tab, n_ql), R)
+        rows["quantlib_ou_no_jumps"] = n_ql * K / best
+        cpu_rows["quantlib_ou_no_jumps"] = n_ql * K / best_cpu
 
     out = {f"{k}_path_steps_per_s": v for k, v in rows.items()}
+    out.update({f"{k}_path_steps_per_cpu_s": v for k, v in cpu_rows.items()})
+    if "quantlib_jump_ou" in rows:
+        out["ratio_vs_quantlib"] = rows["engine_f32"] / rows["quantlib_jump_ou"]
+    out.update(
+        fraction_of_hash_limit_cpu=cpu_rows["engine_f32"] / cpu_rows["hash_limit"],
+        fraction_of_rng_limit_cpu=cpu_rows["engine_f32"] / cpu_rows["rng_limit"],
+        quantlib=quantlib,
+        quantlib_paths=n_ql,
+        load_average=list(os.getloadavg()),
+    )
     out.update(
         ratio_vs_numpy=rows["engine_f32"] / rows["numpy_f32"],
         ratio_vs_scan=rows["engine_f32"] / rows["scan_f32"],
@@ -218,14 +317,25 @@ def main(argv=None):
         return 0
     print(f"Scenario 3 with jumps, {P} paths x {K} steps; device {out['device']}")
     print(f"jax {jax.__version__}, numpy {np.__version__}, python {platform.python_version()}")
-    print(f"{'candidate':<22}{'path-steps/s':>14}{'compile s':>11}")
+    print(f"load average {' '.join(f'{x:.2f}' for x in out['load_average'])}")
+    print(f"{'candidate':<22}{'path-steps/s':>14}{'per CPU s':>12}{'compile s':>11}")
     for name, v in rows.items():
         c = compile_s.get(name)
-        print(f"{name:<22}{v:>14.3g}{'' if c is None else f'{c:>11.1f}'}")
+        print(f"{name:<22}{v:>14.3g}{cpu_rows[name]:>12.3g}{'' if c is None else f'{c:>11.1f}'}")
+    if quantlib["skipped"]:
+        print(f"quantlib: skipped, {quantlib['skipped']}")
+    else:
+        q = quantlib
+        print(
+            f"quantlib {q['version']} on {n_ql} paths: x(t1) mean {q['x1_mean']:.3f}, "
+            f"variance {q['x1_var']:.3f}; engine f32 / quantlib = {out['ratio_vs_quantlib']:.3g}"
+        )
     print(
         f"engine f32 / numpy = {out['ratio_vs_numpy']:.2f}, / scan = {out['ratio_vs_scan']:.2f}, "
         f"/ RNG limit = {out['fraction_of_rng_limit']:.2f}, "
-        f"/ hash limit = {out['fraction_of_hash_limit']:.2f}"
+        f"/ hash limit = {out['fraction_of_hash_limit']:.2f} "
+        f"(CPU time: / RNG limit = {out['fraction_of_rng_limit_cpu']:.2f}, "
+        f"/ hash limit = {out['fraction_of_hash_limit_cpu']:.2f})"
     )
     return 0
 

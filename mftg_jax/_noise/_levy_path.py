@@ -2,29 +2,37 @@ r"""Counter-based Brownian and compound-Poisson noise on a fixed time grid, as d
 
 On the grid $t_k = t_0 + k\,\Delta t$, $k = 0..K$, the increment over step $k$ of the path
 with scenario index $m$ and path index $j$ is a pure function of `(key, k, m, j)`: the step
-key is `jax.random.fold_in(key, k)` and the pair $(m, j)$ is the counter of one Threefry-2x32
-hash. Hence the same key gives the same path whatever the batching of paths or their split
-over devices, and nothing is stateful.
+key is `jax.random.fold_in(key, k)` and the pair $(m, j)$ is the counter of one
+Threefry-2x32 hash under the step key. Hence the same key gives the same path whatever the
+batching of paths or their split over devices, and nothing is stateful.
 
-One hash per path-step gives two 32-bit words:
+One hash per path-step gives two 32-bit words $(W_0, W_1)$:
 
-- the first word is a standard normal (through $\sqrt2\,\mathrm{erf}^{-1}$ of its top 23
-  bits; float64 adds 20 low bits from a second hash, so float32 and float64 paths agree up
-  to the float32 uniform's resolution $2^{-22}$ times $dz/du$);
-- the second word $U$ is the Poisson count by inversion,
-  $N = \#\{k \ge 1 : U < P(\mathrm{Poisson}(\nu\Delta t) \ge k)\,2^{32}\}$: an exact Poisson
-  law up to the $2^{-32}$ resolution of $U$ (the count is truncated at `max_count`, chosen so
-  that the truncated mass is below that resolution).
+- the top 23 bits of $W_0$ are a standard normal (through $\sqrt2\,\mathrm{erf}^{-1}$;
+  float64 adds 20 low bits from a second hash, so float32 and float64 paths agree up to the
+  float32 uniform's resolution $2^{-22}$ times $dz/du$);
+- $W_1$ is the Poisson count by inversion,
+  $N = \#\{k \ge 1 : W_1 < P(\mathrm{Poisson}(\nu\Delta t) \ge k)\,2^{32}\}$: an exact Poisson
+  law up to the $2^{-32}$ resolution of $W_1$ (the count is truncated at `max_count`, chosen
+  so that the truncated mass is below that resolution).
+
+The flag $N > 0$ is stored in the lowest bit of $W_0$, which the normal does not read, and
+that one word per path is the only dense array the jumps need: it is computed once, in
+memory, and read by both the normal and the jump compaction (without it the compiler, which
+has no multi-output fusion on the CPU backend, evaluates the hash again in each consumer).
 
 Jumps are rare, so their sizes are sampled sparsely: within each tile of paths the path-steps
-with $N > 0$ are compacted into a bounded number of slots, each slot draws `max_count` sizes
-and uniform jump times from its own counter key, and the sums are added back by a scatter of
-the slots only. The compaction needs no scatter and no prefix sum over the paths: the jump
-flags of 32 paths are packed into one word, a prefix sum of the words' population counts
-locates the word of slot $s$ by binary search, and a rank-select inside the word its bit.
-The number of slots `S` is set so that more jumping paths than slots in one tile-step has
-probability below $10^{-12}$; if it happens anyway, it is counted (`overflow`), never
-silent. The compensated increment is $\sum_k Y_k - \nu E[Y]\Delta t$.
+with $N > 0$ are compacted into a bounded number of slots; each slot hashes its counter
+$(m, j)$ again under the step key (for $N$), and arrival $i$ of the path-step hashes the
+counter $(A, i)$ under the key made of the path-step's own words $(W_0, W_1)$: its two words
+give the size (through the law's quantile function) and the uniform arrival time. The sums
+are added back by a scatter of the slots only (dense batches, such as the common noise, draw
+the same values for every element). The compaction needs no scatter and no prefix sum over
+the paths: the jump flags of 32 paths are packed into one word, a prefix sum of the words'
+population counts locates the word of slot $s$ by binary search, and a rank-select inside the
+word its bit. The number of slots `S` is set so that more jumping paths than slots in one
+tile-step has probability below $10^{-12}$; if it happens anyway, it is counted (`overflow`),
+never silent. The compensated increment is $\sum_k Y_k - \nu E[Y]\Delta t$.
 
 The exponential scheme needs $\int_{t_k}^{t_{k+1}} e^{-\kappa(t_{k+1}-s)}\,dL_s$; with a
 `decay` $\kappa$ the Brownian part is the same normal scaled to the exact variance
@@ -143,6 +151,17 @@ def _survival_thresholds(rate_dt: Array, max_count: int) -> Array:
     return jax.lax.stop_gradient(s).astype(jnp.uint32)
 
 
+def _uniform01(w: Array, dtype, low: Array | None = None) -> Array:
+    """Open-interval uniform on (0, 1) from the top bits of `w`; in float64 all 32 bits of `w`,
+    or its top 23 and the top 20 of `low`."""
+    if jnp.dtype(dtype) == jnp.float64:
+        if low is None:
+            return (w.astype(jnp.float64) + 0.5) * 2.0**-32
+        k = (w >> 9).astype(jnp.float64) * 2.0**20 + (low >> 12).astype(jnp.float64)
+        return (k + 0.5) * 2.0**-43
+    return ((w >> 9).astype(dtype) + 0.5) * jnp.asarray(2.0**-23, dtype)
+
+
 def _uniform_pm1(w: Array, dtype, low: Array | None = None) -> Array:
     """Open-interval uniform on (-1, 1) from the top bits of `w` (plus `low` bits in float64)."""
     if jnp.dtype(dtype) == jnp.float64:
@@ -179,9 +198,31 @@ def threefry2x32(k0: Array, k1: Array, x0: Array, x1: Array) -> tuple[Array, Arr
 
 def _hash(key: PRNGKeyArray, hi: Array, lo: Array) -> tuple[Array, Array]:
     """Threefry-2x32 of the counter pair `(hi, lo)` (broadcast), both output words."""
-    hi, lo = jnp.broadcast_arrays(hi.astype(jnp.uint32), lo.astype(jnp.uint32))
+    return _hash_words(_key_words(key), hi, lo)
+
+
+def _hash_words(kw: tuple[Array, Array], hi, lo) -> tuple[Array, Array]:
+    """Threefry-2x32 of the counter pair `(hi, lo)` under the key words `kw` (all broadcast)."""
+    hi, lo = jnp.broadcast_arrays(jnp.asarray(hi, jnp.uint32), jnp.asarray(lo, jnp.uint32))
+    return threefry2x32(kw[0], kw[1], hi, lo)
+
+
+# Domain constants: the float64 low bits' key (folded into the step key) and the counter
+# hi words of the arrival hashes and of their float64 low bits (under the key made of a
+# path-step's own two words), so that arrival i's draws do not depend on `max_count`.
+_LOW_BITS, _ARRIVAL, _ARRIVAL_LOW = 0x5EED, 0xA771, 0xA772
+
+
+def _key_words(key: PRNGKeyArray) -> tuple[Array, Array]:
     kd = jax.random.key_data(key)
-    return threefry2x32(kd[0], kd[1], hi, lo)
+    return kd[0], kd[1]
+
+
+def _count(w: Array, thr: Array) -> Array:
+    """The Poisson count of the words `w` by exact inversion against `thr`, up to the
+    $2^{-32}$ resolution (`_survival_thresholds`)."""
+    t = thr.reshape((1,) * w.ndim + thr.shape)
+    return jnp.sum((w[..., None] < t).astype(jnp.int32), axis=-1, dtype=jnp.int32)
 
 
 def _select_rank(word: Array, rank: Array) -> Array:
@@ -214,7 +255,9 @@ def compact_flags(flags: Array, slots: int) -> tuple[Array, Array]:
     incl = jnp.cumsum(pc)
     total = incl[-1]
     s = jnp.arange(slots, dtype=jnp.int32)
-    w = jnp.minimum(jnp.searchsorted(incl, s, side="right"), n_words - 1).astype(jnp.int32)
+    # Unrolled: a rolled search loop costs a few runtime calls per step on the CPU backend.
+    w = jnp.searchsorted(incl, s, side="right", method="scan_unrolled")
+    w = jnp.minimum(w, n_words - 1).astype(jnp.int32)
     rank = (s - (incl[w] - pc[w])).astype(jnp.uint32)
     bit = _select_rank(words[w], rank).astype(jnp.int32)
     index = jnp.where(s < total, 32 * w + bit, n)
@@ -336,83 +379,99 @@ class GridLevyPath(diffrax.AbstractPath):
         dtype = jnp.dtype(self.dtype)
         dt = self.dt.astype(dtype)
         step = jnp.asarray(step, jnp.uint32)
+        # fold_in is a loop on the CPU backend, so the step key is computed once per step and
+        # read from memory (an unrolled hash would be re-evaluated for every path).
         k_step = jax.random.fold_in(self.key, step)
-        w0, w1 = _hash(k_step, self.scenario, self.path)
+        kw = _key_words(k_step)
+        w0, w1 = _hash_words(kw, self.scenario, self.path)
+        jumps = None
+        if self.jumps is not None:
+            thr = _survival_thresholds(self.jumps.intensity.astype(dtype) * dt, self.max_count)
+            if self.slots is None:
+                jumps = self._dense_jumps(w0, w1, thr, dt, decay, dtype)
+            else:
+                w0, jumps = self._sparse_jumps(kw, w0, w1, thr, dt, decay, dtype)
         low = None
         if dtype == jnp.float64:
-            low, _ = _hash(jax.random.fold_in(k_step, 0x5EED), self.scenario, self.path)
+            low, _ = _hash_words(
+                _key_words(jax.random.fold_in(k_step, _LOW_BITS)), self.scenario, self.path
+            )
         z = jnp.sqrt(jnp.asarray(2.0, dtype)) * jax.scipy.special.erfinv(
             _uniform_pm1(w0, dtype, low)
         )
         if decay is None:
             var = dt
         else:
-            decay = jnp.asarray(decay, dtype)
-            var = dt * phi1(-2 * decay * dt)
-        brownian = jnp.sqrt(var) * z
-        if self.jumps is None:
-            return brownian, None
-        return brownian, self._jumps(k_step, w1, dt, decay, dtype)
+            var = dt * phi1(-2 * jnp.asarray(decay, dtype) * dt)
+        return jnp.sqrt(var) * z, jumps
 
-    def _jumps(self, k_step, w1, dt, decay, dtype):
-        cp = self.jumps
-        nu = cp.intensity.astype(dtype)
-        thr = _survival_thresholds(nu * dt, self.max_count)
+    def _compensator(self, dt, decay, dtype):
+        comp_weight = dt if decay is None else dt * phi1(-jnp.asarray(decay, dtype) * dt)
+        return self.jumps.drift_compensator.astype(dtype) * comp_weight
 
-        def count_of(w):  # exact inversion, up to the 2^-32 resolution
-            t = thr.reshape((1,) * w.ndim + thr.shape)
-            return jnp.sum((w[..., None] < t).astype(jnp.int32), axis=-1, dtype=jnp.int32)
+    def _dense_jumps(self, w0, w1, thr, dt, decay, dtype) -> DenseJumps:
+        """Compensated jump increments of every element (small batches, frequent jumps)."""
+        sums = self._arrival_sums(w0, w1, _count(w1, thr), dt, decay, dtype)
+        return DenseJumps(sums - self._compensator(dt, decay, dtype), jnp.zeros((), jnp.int32))
 
-        k_sizes = jax.random.fold_in(k_step, 0x1D1E)
-        comp_weight = dt if decay is None else dt * phi1(-decay * dt)
-        compensator = cp.drift_compensator.astype(dtype) * comp_weight
-        shape = w1.shape
-        scen = jnp.broadcast_to(self.scenario, shape)
-        path = jnp.broadcast_to(self.path, shape)
-        if self.slots is None:
-            sums = self._slot_sums(k_sizes, scen, path, count_of(w1), dt, decay, dtype)
-            return DenseJumps(sums - compensator, jnp.zeros((), jnp.int32))
+    def _sparse_jumps(self, kw, w0, w1, thr, dt, decay, dtype):
+        """The normal words (flag cleared at the slots) and the jumps held in slots.
+
+        The flag $N > 0$ goes into bit 0 of `w0` (the normal reads bits 9..31). Clearing it
+        again at the slots is a scatter, which the compiler cannot fuse with its operand:
+        the flagged words are then computed once, in memory, for both the compaction and the
+        normal, instead of the hash being re-evaluated in each (there is no multi-output
+        fusion on the CPU backend).
+        """
+        shape = w0.shape
         tile = self.tile or shape[-1]
-        tshape = shape[:-1] + (shape[-1] // tile, tile)
-        w_t, s_t, p_t = (a.reshape(-1, tile) for a in (w1, scen, path))
+        flagged = (w0 & ~jnp.uint32(1)) | (w1 < thr[0]).astype(jnp.uint32)
+        scen = jnp.broadcast_to(self.scenario, shape).reshape(-1, tile)
+        path = jnp.broadcast_to(self.path, shape).reshape(-1, tile)
 
         def one_tile(w, s, p):
-            # Dense work is one comparison per path; counts are taken at the slots only.
-            idx, total = compact_flags(w < thr[0], self.slots)
-            cs = count_of(w.at[idx].get(mode="fill", fill_value=0xFFFFFFFF))
+            idx, total = compact_flags(w & jnp.uint32(1), self.slots)
+            w_clear = w.at[idx].set(
+                w.at[idx].get(mode="fill", fill_value=0) & ~jnp.uint32(1), mode="drop"
+            )
             si = s.at[idx].get(mode="fill", fill_value=0)
             pi = p.at[idx].get(mode="fill", fill_value=0)
-            vals = self._slot_sums(k_sizes, si, pi, cs, dt, decay, dtype)
-            return idx, vals, jnp.maximum(total - self.slots, 0)
+            # The path-step's own words again, at the slots only.
+            a0, a1 = _hash_words(kw, si, pi)
+            count = jnp.where(idx < tile, _count(a1, thr), 0)
+            vals = self._arrival_sums(a0, a1, count, dt, decay, dtype)
+            return w_clear, idx, vals, jnp.maximum(total - self.slots, 0)
 
-        idx, vals, over = jax.vmap(one_tile)(w_t, s_t, p_t)
-        sshape = tshape[:-1] + (self.slots,)
-        return SparseJumps(
-            compensator,
+        w_clear, idx, vals, over = jax.vmap(one_tile)(flagged.reshape(-1, tile), scen, path)
+        sshape = shape[:-1] + (shape[-1] // tile, self.slots)
+        jumps = SparseJumps(
+            self._compensator(dt, decay, dtype),
             idx.reshape(sshape),
             vals.reshape(sshape),
             jnp.sum(over).astype(jnp.int32),
             tile=tile,
         )
+        return w_clear.reshape(shape), jumps
 
-    def _slot_sums(self, k_sizes, scen, path, count, dt, decay, dtype):
-        """Sum of `count` sizes (each decay-weighted at a uniform time) per element."""
+    def _arrival_sums(self, w0, w1, count, dt, decay, dtype):
+        r"""Sum of `count` sizes (each decay-weighted at a uniform time) per element.
+
+        Arrival $i$ of a path-step hashes the counter $(A, i)$ under the key $(W_0, W_1)$ of
+        the path-step's own words: the first word is the size's uniform level (through the
+        law's quantile), the second the arrival time's (float64 sizes take 20 more bits from
+        the counter $(A + 1, i)$).
+        """
         kmax = self.max_count
-        cp = self.jumps
-
-        def one(s, p, c):
-            k = jax.random.fold_in(jax.random.fold_in(k_sizes, s), p)
-            k_y, k_t = jax.random.split(k)
-            y = cp.size.sample(k_y, (kmax,), dtype)
-            mask = jnp.arange(kmax) < c
+        f64 = jnp.dtype(dtype) == jnp.float64
+        total = jnp.zeros(count.shape, dtype)
+        for i in range(kmax):
+            a, b = _hash_words((w0, w1), _ARRIVAL, i)
+            low = _hash_words((w0, w1), _ARRIVAL_LOW, i)[0] if f64 else None
+            y = self.jumps.size.quantile(_uniform01(a, dtype, low))
             if decay is not None:
-                tau = jax.random.uniform(k_t, (kmax,), dtype)
-                y = y * jnp.exp(-decay * dt * tau)
-            return jnp.sum(jnp.where(mask, y, 0))
-
-        f = jax.vmap(one)
-        flat = f(scen.ravel(), path.ravel(), count.ravel())
-        return flat.reshape(count.shape)
+                y = y * jnp.exp(-jnp.asarray(decay, dtype) * dt * _uniform01(b, dtype))
+            total = total + jnp.where(i < count, y, 0)
+        return total
 
     def evaluate(self, t0, t1=None, left=True) -> LevyIncrements:
         """Increment between grid times `t0 < t1` (or the value at `t0` when `t1` is None)."""
