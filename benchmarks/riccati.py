@@ -1,11 +1,15 @@
-"""Riccati solver speed: one vmapped jitted call over many games against SciPy one by one.
+"""Riccati solver speed: a batch of games in one jitted call against SciPy one by one.
 
-    python benchmarks/riccati.py [--games 10000] [--scipy-games 300] [--json]
+    python benchmarks/riccati.py [--games 10000] [--scipy-games 300] [--chunk 500] [--json]
 
 Both sides solve the same random 3-producer games (the full alpha, beta, gamma, delta system,
 dense output) with an explicit 5(4) Runge-Kutta pair at the same tolerances: `Tsit5` in diffrax,
 `RK45` in SciPy's `solve_ivp`. SciPy is timed on a subset (`--scipy-games`) and its per-solve
-rate extrapolated; the speed ratio is per solve. Compile time is reported apart. Also times
+rate extrapolated; the speed ratio is per solve. Compile time is reported apart. Two batch
+modes: `jax.vmap` of `solve_riccati` (each game its own steps) and
+`solve_riccati(games, batch="stacked", chunk=...)` (one ODE per chunk of games, shared steps,
+each game held to its own tolerance), each with dense output and with the values at t0 only;
+the stacked solve's shared step count is set against the vmapped games' own. Also times
 single games of n = 1,000 and n = 10,000 producers.
 """
 
@@ -102,6 +106,9 @@ def main():
     ap.add_argument("--games", type=int, default=10_000)
     ap.add_argument("--scipy-games", type=int, default=300)
     ap.add_argument("--max-steps", type=int, default=64, help="dense-output step budget")
+    ap.add_argument(
+        "--chunk", type=int, default=500, help="games per stacked ODE (0: the whole batch)"
+    )
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
 
@@ -133,12 +140,40 @@ def main():
     compile_t0_s, jax_t0_s, vals = compile_and_time(at_t0, games)
     same = max(float(jnp.max(jnp.abs(x[:, 0] - y))) for x, y in zip(vals, at0))
 
+    # The same games as one stacked ODE per chunk: dense, then values at t0 only.
+    chunk = args.chunk or None
+
+    def stacked(p, saveat=diffrax.SaveAt(t1=True, dense=True)):
+        return mj.price.solve_riccati(
+            jax.vmap(build_game)(**p),
+            stepsize_controller=PID,
+            saveat=saveat,
+            max_steps=args.max_steps,
+            batch="stacked",
+            chunk=chunk,
+        )
+
+    st_compile_s, st_s, st_sol = compile_and_time(
+        jax.jit(lambda p: (lambda s: (s.evaluate(0.0), s.stats["num_steps"]))(stacked(p))),
+        games,
+    )
+    st_at0, st_steps = st_sol
+    st_steps = np.asarray(st_steps)
+    st_t0_compile_s, st_t0_s, st_vals = compile_and_time(
+        jax.jit(lambda p: stacked(p, diffrax.SaveAt(ts=jnp.zeros(1))).values), games
+    )
+    # Both modes meet the tolerance game by game: their difference is of its order.
+    st_vs_vmap = max(
+        float(jnp.max(jnp.abs(x - y) / (ATOL + RTOL * jnp.abs(y)))) for x, y in zip(st_at0, at0)
+    )
+    st_t0_same = max(float(jnp.max(jnp.abs(x[:, 0] - y))) for x, y in zip(st_vals, st_at0))
+
     # SciPy, one by one, on the first games of the same batch; also checks agreement.
     g = jax.tree.map(np.asarray, games)
 
     def scipy_run(dense):
         t = time.perf_counter()
-        max_err = 0.0
+        max_err = st_err = 0.0
         for b in range(args.scipy_games):
             out = scipy_solve(
                 float(g["eta"][b]),
@@ -156,10 +191,12 @@ def main():
             ref = out.y[:, -1]
             got = np.concatenate([np.asarray(x[b]) for x in at0])
             max_err = max(max_err, float(np.max(np.abs(got - ref) / (1e-8 + np.abs(ref)))))
-        return (time.perf_counter() - t) / args.scipy_games, max_err
+            got = np.concatenate([np.asarray(x[b]) for x in st_at0])
+            st_err = max(st_err, float(np.max(np.abs(got - ref) / (1e-8 + np.abs(ref)))))
+        return (time.perf_counter() - t) / args.scipy_games, max_err, st_err
 
-    scipy_s, max_err = scipy_run(True)
-    scipy_t0_s, _ = scipy_run(False)
+    scipy_s, max_err, st_max_err = scipy_run(True)
+    scipy_t0_s, _, _ = scipy_run(False)
 
     # Many producers: c in [0, 10], r and rbar in [1, 3], eta = 0.5, horizon 1. The system is
     # stiff for large n (beta relaxes at rate ~ 2 eta sum_j k_j), which sets the step count of an
@@ -201,7 +238,23 @@ def main():
         "t0_only_max_abs_diff_vs_dense": same,
         "max_rel_diff_vs_scipy": max_err,
         "steps_median": float(np.median(steps)),
+        "steps_mean": float(np.mean(steps)),
         "steps_max": int(steps.max()),
+        "stacked_chunk": chunk or args.games,
+        "stacked_compile_s": st_compile_s,
+        "stacked_batch_s": st_s,
+        "stacked_per_solve_us": st_s / args.games * 1e6,
+        "stacked_speed_ratio_vs_scipy": scipy_s / (st_s / args.games),
+        "stacked_speed_ratio_vs_vmap": jax_s / st_s,
+        "stacked_t0_only_compile_s": st_t0_compile_s,
+        "stacked_t0_only_per_solve_us": st_t0_s / args.games * 1e6,
+        "stacked_t0_only_speed_ratio_vs_scipy": scipy_t0_s / (st_t0_s / args.games),
+        "stacked_t0_only_speed_ratio_vs_vmap": jax_t0_s / st_t0_s,
+        "stacked_t0_only_max_abs_diff_vs_dense": st_t0_same,
+        "stacked_max_rel_diff_vs_scipy": st_max_err,
+        "stacked_max_diff_vs_vmap_in_tolerances": st_vs_vmap,
+        "stacked_steps_mean": float(np.mean(st_steps)),
+        "stacked_steps_max": int(st_steps.max()),
         "n1000_compile_s": big[1_000][0],
         "n1000_solve_s": big[1_000][1],
         "n1000_steps": big[1_000][2],
@@ -228,7 +281,31 @@ def main():
     print(f"  scipy solve_ivp (RK45)  {scipy_t0_s * 1e6:8.1f} us per solve")
     print(f"  speed ratio             {result['t0_only_speed_ratio_vs_scipy']:8.1f} x")
     print(f"  max |difference| to the dense solve {same:.1e}")
-    print(f"  steps per game          median {np.median(steps):.0f}, max {steps.max()}")
+    print(
+        f"  steps per game          median {np.median(steps):.0f}, mean {np.mean(steps):.1f}, "
+        f"max {steps.max()}"
+    )
+    print(
+        f"stacked: batch='stacked', {result['stacked_chunk']} games per ODE "
+        f"({len(st_steps)} chunks), shared steps per chunk mean {np.mean(st_steps):.1f}, "
+        f"max {st_steps.max()}"
+    )
+    print(
+        f"  dense:    compile {st_compile_s:.2f} s, {st_s:.3f} s "
+        f"({result['stacked_per_solve_us']:.1f} us per solve), "
+        f"{result['stacked_speed_ratio_vs_scipy']:.1f} x scipy, "
+        f"{result['stacked_speed_ratio_vs_vmap']:.2f} x vmap"
+    )
+    print(
+        f"  t0 only:  compile {st_t0_compile_s:.2f} s, {st_t0_s:.3f} s "
+        f"({result['stacked_t0_only_per_solve_us']:.1f} us per solve), "
+        f"{result['stacked_t0_only_speed_ratio_vs_scipy']:.1f} x scipy, "
+        f"{result['stacked_t0_only_speed_ratio_vs_vmap']:.2f} x vmap"
+    )
+    print(
+        f"  max rel. difference to scipy {st_max_err:.2e}; to vmap {st_vs_vmap:.2f} x "
+        "(atol + rtol |y|)"
+    )
     for n, (comp, run, st) in big.items():
         print(f"  n = {n:>6} producers: compile {comp:.2f} s, solve {run:.2f} s, {st} steps")
     print(json.dumps(result))
