@@ -147,25 +147,24 @@ class CalibrationResult:
         return format_summary(self)
 
     def price_model(self):
-        return self.parametrisation.price_model(jnp.asarray(self.u))
+        return _evaluate(self.parametrisation, jnp.asarray(self.u), "price_model")
 
     def game(self):
-        return self.parametrisation.game(jnp.asarray(self.u))
+        return _evaluate(self.parametrisation, jnp.asarray(self.u), "game")
 
     def identified(self) -> dict:
-        return _numpy(self.parametrisation.identified(jnp.asarray(self.u)))
+        return _numpy(_evaluate(self.parametrisation, jnp.asarray(self.u), "identified"))
 
     def implied(self) -> dict:
-        return _numpy(self.parametrisation.implied(jnp.asarray(self.u)))
+        return _numpy(_evaluate(self.parametrisation, jnp.asarray(self.u), "implied"))
 
     def stderr(self, what: str = "identified") -> dict:
         """Delta-method standard errors of `identified()` or `implied()` (NaN without a
         covariance)."""
-        f = getattr(self.parametrisation, what)
-        vals = f(jnp.asarray(self.u))
+        vals = _evaluate(self.parametrisation, jnp.asarray(self.u), what)
         if self.covariance is None:
             return {k: np.full(np.shape(v), np.nan) for k, v in vals.items()}
-        jac = jax.jacfwd(f)(jnp.asarray(self.u))
+        jac = _jacobian(self.parametrisation, jnp.asarray(self.u), what)
         cov = jnp.asarray(self.covariance)
         out = {}
         for k, J in jac.items():
@@ -173,6 +172,19 @@ class CalibrationResult:
             var = jnp.einsum("ij,jk,ik->i", J, cov, J)
             out[k] = np.sqrt(np.maximum(np.asarray(var), 0.0)).reshape(np.shape(vals[k]))
         return out
+
+
+# One compiled program per parametrisation and quantity: run eagerly, the map from the
+# coordinates to the game (stationary values, seasonal transfer) dispatches and compiles
+# hundreds of small operations, which took most of a report's time after the fits.
+@eqx.filter_jit
+def _evaluate(param: Parametrisation, u, what: str):
+    return getattr(param, what)(u)
+
+
+@eqx.filter_jit
+def _jacobian(param: Parametrisation, u, what: str):
+    return jax.jacfwd(getattr(param, what))(u)
 
 
 def _numpy(d: dict) -> dict:

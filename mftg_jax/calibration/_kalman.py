@@ -17,6 +17,13 @@ $$p(y_k \mid y_{<k}) = \sum_{c=0}^2 w_c\,
 and the posterior mixture is collapsed to its mean and covariance before the next step
 (moment matching, exact when there are no jumps: then this is the Kalman filter and the
 likelihood is the exact Gaussian likelihood). The filter starts from the stationary law.
+The seasonal mean is subtracted before filtering; prices have no gaps (the loader
+interpolates missing hours, `_data.py`).
+
+`filter="sequential"` runs the steps in one `lax.scan`; `filter="parallel"` solves the same
+recursion, the same step function, by Newton iterations over the whole trajectory, each an
+associative scan (`_kalman_parallel.py`), and equals it to rounding, derivatives included.
+On a CPU the sequential filter is the faster (`benchmarks/calibration.py`).
 """
 
 from typing import NamedTuple
@@ -26,6 +33,7 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float
 
+from ._kalman_parallel import compose_affine, parallel_trajectory
 from ._price_model import LinearPriceModel
 
 
@@ -52,72 +60,138 @@ def _safe_log(p):
     return jnp.where(pos, jnp.log(jnp.where(pos, p, 1.0)), -jnp.inf)
 
 
-def _filter(model: LinearPriceModel, y, t, dt, full: bool, unroll: int):
+class _StepParams(NamedTuple):
+    """What one filter step reads of the model (per step of `dt` hours)."""
+
+    phi: Array
+    q: Array
+    comp: Array
+    logw: Array
+    shift_c: Array
+    shift_i: Array
+    add_c: Array
+    add_i: Array
+
+
+def _step_params(model: LinearPriceModel, dt, dtype) -> _StepParams:
+    kappa, sigma = model.kappa, model.sigma
+    pj, mu, sj = model.jump_prob, model.jump_loc, model.jump_std
+    zero = jnp.zeros((), dtype)
+    return _StepParams(
+        phi=jnp.exp(-kappa * dt),
+        q=sigma**2 * (-jnp.expm1(-2 * kappa * dt)) / (2 * kappa),
+        comp=-pj * mu,
+        # Components: no jump, common jump, idiosyncratic jump.
+        logw=jnp.stack([_safe_log(1 - pj[0] - pj[1]), _safe_log(pj[0]), _safe_log(pj[1])]),
+        shift_c=jnp.stack([zero, mu[0], zero]),
+        shift_i=jnp.stack([zero, zero, mu[1]]),
+        add_c=jnp.stack([zero, sj[0] ** 2, zero]),
+        add_i=jnp.stack([zero, zero, sj[1] ** 2]),
+    )
+
+
+def _step(p: _StepParams, carry, ek, full: bool):
+    """One predict-update-collapse step from the filtered state `carry` (5-tuple) at `ek`."""
+    phi, q, comp, logw = p.phi, p.q, p.comp, p.logw
+    log2pi = jnp.log(2 * jnp.pi).astype(ek.dtype)
+    xc, xi, pcc, pci, pii = carry
+    # Predict.
+    xc = phi[0] * xc + comp[0]
+    xi = phi[1] * xi + comp[1]
+    pcc = phi[0] ** 2 * pcc + q[0]
+    pci = phi[0] * phi[1] * pci
+    pii = phi[1] ** 2 * pii + q[1]
+    # Per component (vectors of 3).
+    mc = xc + p.shift_c
+    mi = xi + p.shift_i
+    Pcc = pcc + p.add_c
+    Pii = pii + p.add_i
+    v = ek - mc - mi
+    S = Pcc + 2 * pci + Pii
+    ll = -0.5 * (log2pi + jnp.log(S) + v**2 / S)
+    lj = logw + ll
+    lse = jax.nn.logsumexp(lj)
+    w = jnp.exp(lj - lse)
+    # Update each component, then collapse to one Gaussian.
+    gc = (Pcc + pci) / S
+    gi = (pci + Pii) / S
+    uc = mc + gc * v
+    ui = mi + gi * v
+    Ucc = Pcc - gc**2 * S
+    Uci = pci - gc * gi * S
+    Uii = Pii - gi**2 * S
+    xc_n = jnp.sum(w * uc)
+    xi_n = jnp.sum(w * ui)
+    dc, di = uc - xc_n, ui - xi_n
+    new = (
+        xc_n,
+        xi_n,
+        jnp.sum(w * (Ucc + dc * dc)),
+        jnp.sum(w * (Uci + dc * di)),
+        jnp.sum(w * (Uii + di * di)),
+    )
+    if not full:
+        return new, -lse
+    prior = jnp.exp(logw)
+    sd = jnp.sqrt(S)
+    pit = jnp.sum(prior * jax.scipy.stats.norm.cdf(v / sd))
+    pmean = jnp.sum(prior * (mc + mi))
+    pvar = jnp.sum(prior * (S + (mc + mi) ** 2)) - pmean**2
+    return new, (-lse, pit, pmean, pvar, w[1:], new)
+
+
+def _state_step(p: _StepParams, s, ek):
+    """`_step` on the state as one array `(5,)` (the parallel filter's recursion)."""
+    return jnp.stack(_step(p, tuple(s), ek, False)[0])
+
+
+FILTERS = ("sequential", "parallel")
+# Steps of the data-free covariance recursion to its steady state (geometric convergence).
+_STEADY_STEPS = 256
+
+
+def _guess(p: _StepParams, init, e):
+    r"""A start for the parallel filter's Newton iterations: the jump-free filter with its
+    steady-state gain $g$, whose mean recursion $x_k = (I - gH)(Fx_{k-1} - \pi\odot\mu_J)
+    + g e_k$ is affine (one associative scan), with covariances at their steady state."""
+    dtype = e.dtype
+    zero = jnp.zeros_like(p.logw)
+    no_jump = jnp.where(jnp.arange(3) == 0, 0.0, -jnp.inf).astype(dtype)
+    free = p._replace(logw=no_jump, shift_c=zero, shift_i=zero, add_c=zero, add_i=zero)
+    # Without jumps the covariances do not depend on the data.
+    _, _, pcc, pci, pii = jax.lax.fori_loop(
+        0, _STEADY_STEPS, lambda _, c: _step(free, c, e[0], False)[0], tuple(init)
+    )
+    phi, q = p.phi, p.q
+    Pcc, Pci, Pii = phi[0] ** 2 * pcc + q[0], phi[0] * phi[1] * pci, phi[1] ** 2 * pii + q[1]
+    g = jnp.stack([Pcc + Pci, Pci + Pii]) / (Pcc + 2 * Pci + Pii)
+    M = jnp.eye(2, dtype=dtype) - g[:, None]
+    A = M * phi[None, :]
+    b = (M @ p.comp)[None, :] + g[None, :] * e[:, None]
+    As = jnp.broadcast_to(A, (e.shape[0], 2, 2)).at[0].set(0.0)
+    b = b.at[0].add(A @ jnp.stack(init[:2]))
+    _, means = jax.lax.associative_scan(compose_affine, (As, b))
+    covs = jnp.broadcast_to(jnp.stack([pcc, pci, pii]), (e.shape[0], 3))
+    return jnp.concatenate([means, covs], axis=1)
+
+
+def _filter(model: LinearPriceModel, y, t, dt, full: bool, unroll: int, filter: str):
+    if filter not in FILTERS:
+        raise ValueError(f"filter must be one of {FILTERS}, got {filter!r}")
     dtype = jnp.result_type(y.dtype, model.level.dtype)
     e = (y - model.seasonal_mean(t)).astype(dtype)
-    kappa, sigma = model.kappa, model.sigma
-    phi = jnp.exp(-kappa * dt)
-    q = sigma**2 * (-jnp.expm1(-2 * kappa * dt)) / (2 * kappa)
-    pj, mu, sj = model.jump_prob, model.jump_loc, model.jump_std
-    comp = -pj * mu
+    p = _step_params(model, dt, dtype)
     p0 = model.stationary_variance(dt)
-    # Components: no jump, common jump, idiosyncratic jump.
-    logw = jnp.stack([_safe_log(1 - pj[0] - pj[1]), _safe_log(pj[0]), _safe_log(pj[1])])
     zero = jnp.zeros((), dtype)
-    shift_c = jnp.stack([zero, mu[0], zero])
-    shift_i = jnp.stack([zero, zero, mu[1]])
-    add_c = jnp.stack([zero, sj[0] ** 2, zero])
-    add_i = jnp.stack([zero, zero, sj[1] ** 2])
-    log2pi = jnp.log(2 * jnp.pi).astype(dtype)
-
-    def step(carry, ek):
-        xc, xi, pcc, pci, pii = carry
-        # Predict.
-        xc = phi[0] * xc + comp[0]
-        xi = phi[1] * xi + comp[1]
-        pcc = phi[0] ** 2 * pcc + q[0]
-        pci = phi[0] * phi[1] * pci
-        pii = phi[1] ** 2 * pii + q[1]
-        # Per component (vectors of 3).
-        mc = xc + shift_c
-        mi = xi + shift_i
-        Pcc = pcc + add_c
-        Pii = pii + add_i
-        v = ek - mc - mi
-        S = Pcc + 2 * pci + Pii
-        ll = -0.5 * (log2pi + jnp.log(S) + v**2 / S)
-        lj = logw + ll
-        lse = jax.nn.logsumexp(lj)
-        w = jnp.exp(lj - lse)
-        # Update each component, then collapse to one Gaussian.
-        gc = (Pcc + pci) / S
-        gi = (pci + Pii) / S
-        uc = mc + gc * v
-        ui = mi + gi * v
-        Ucc = Pcc - gc**2 * S
-        Uci = pci - gc * gi * S
-        Uii = Pii - gi**2 * S
-        xc_n = jnp.sum(w * uc)
-        xi_n = jnp.sum(w * ui)
-        dc, di = uc - xc_n, ui - xi_n
-        new = (
-            xc_n,
-            xi_n,
-            jnp.sum(w * (Ucc + dc * dc)),
-            jnp.sum(w * (Uci + dc * di)),
-            jnp.sum(w * (Uii + di * di)),
-        )
-        if not full:
-            return new, -lse
-        prior = jnp.exp(logw)
-        sd = jnp.sqrt(S)
-        pit = jnp.sum(prior * jax.scipy.stats.norm.cdf(v / sd))
-        pmean = jnp.sum(prior * (mc + mi))
-        pvar = jnp.sum(prior * (S + (mc + mi) ** 2)) - pmean**2
-        return new, (-lse, pit, pmean, pvar, w[1:], new)
-
     init = (zero, zero, p0[0].astype(dtype), zero, p0[1].astype(dtype))
-    _, out = jax.lax.scan(step, init, e, unroll=unroll)
+    if filter == "sequential":
+        _, out = jax.lax.scan(lambda c, ek: _step(p, c, ek, full), init, e, unroll=unroll)
+        return e, out
+    guess = _guess(*jax.lax.stop_gradient((p, init, e)))
+    states = parallel_trajectory(_state_step, p, jnp.stack(init), e, guess=guess)
+    prev = jnp.concatenate([jnp.stack(init)[None], states[:-1]], axis=0)
+    # Every step's outputs from the state before it: the sequential filter's, in parallel.
+    _, out = jax.vmap(lambda s, ek: _step(p, tuple(s), ek, full))(prev, e)
     return e, out
 
 
@@ -128,33 +202,50 @@ def negative_log_likelihood(
     dt: float = 1.0,
     *,
     unroll: int = 4,
+    filter: str = "sequential",
 ) -> Array:
     r"""$-\sum_k \log p(y_k \mid y_{<k})$ by the mixture Kalman filter (module docstring).
 
-    Pure JAX (`lax.scan`): jit, grad, hessian and vmap apply.
+    Pure JAX: jit, grad, hessian and vmap apply.
 
     **Arguments:**
 
     - `model`: a [`LinearPriceModel`][].
     - `y`: observed prices; `t`: their times in hours (same origin as the model's seasonality).
     - `dt`: the step in hours.
-    - `unroll`: `lax.scan` unrolling (speed only).
+    - `unroll`: `lax.scan` unrolling of the sequential filter (speed only).
+    - `filter`: `"sequential"` (one `lax.scan` over time, the default: the faster on a
+      CPU, `benchmarks/calibration.py`) or `"parallel"` (the same recursion solved by
+      associative scans over time, `_kalman_parallel.py`; equal to rounding, derivatives
+      included).
 
     **Returns:** a scalar, the sum over observations (price in its own unit).
     """
-    _, nll = _filter(model, y, t, dt, False, unroll)
+    _, nll = _filter(model, y, t, dt, False, unroll, filter)
     return jnp.sum(nll)
 
 
-def nll_per_step(model: LinearPriceModel, y, t, dt: float = 1.0, *, unroll: int = 4) -> Array:
-    """$-\\log p(y_k \\mid y_{<k})$ for each $k$ (shape of `y`)."""
-    return _filter(model, y, t, dt, False, unroll)[1]
+def nll_per_step(
+    model: LinearPriceModel,
+    y,
+    t,
+    dt: float = 1.0,
+    *,
+    unroll: int = 4,
+    filter: str = "sequential",
+) -> Array:
+    """$-\\log p(y_k \\mid y_{<k})$ for each $k$ (shape of `y`); arguments as
+    [`negative_log_likelihood`][]."""
+    return _filter(model, y, t, dt, False, unroll, filter)[1]
 
 
 @eqx.filter_jit
-def kalman_filter(model: LinearPriceModel, y, t, dt: float = 1.0) -> FilterOutput:
-    """Run the filter and return per-observation diagnostics ([`FilterOutput`][])."""
-    _, (nll, pit, mean, var, jp, _) = _filter(model, y, t, dt, True, 4)
+def kalman_filter(
+    model: LinearPriceModel, y, t, dt: float = 1.0, *, filter: str = "sequential"
+) -> FilterOutput:
+    """Run the filter and return per-observation diagnostics ([`FilterOutput`][]); `filter`
+    as in [`negative_log_likelihood`][]."""
+    _, (nll, pit, mean, var, jp, _) = _filter(model, y, t, dt, True, 4, filter)
     eps = jnp.finfo(pit.dtype).eps
     resid = jax.scipy.stats.norm.ppf(jnp.clip(pit, eps, 1 - eps))
     return FilterOutput(nll, pit, resid, model.seasonal_mean(t) + mean, var, jp)
@@ -172,7 +263,9 @@ class FilteredState(NamedTuple):
 
 
 @eqx.filter_jit
-def filtered_state(model: LinearPriceModel, y, t, dt: float = 1.0) -> FilteredState:
+def filtered_state(
+    model: LinearPriceModel, y, t, dt: float = 1.0, *, filter: str = "sequential"
+) -> FilteredState:
     r"""The filter's posterior mean and covariance of the two factors after each observation.
 
     The posterior mixture of the update step collapsed to its mean and covariance (exact,
@@ -180,11 +273,12 @@ def filtered_state(model: LinearPriceModel, y, t, dt: float = 1.0) -> FilteredSt
     $\hat p_k = m(t_k) + x_{c,k}$ and $p_k - \hat p_k = x_{i,k}$ in the game's terms.
 
     **Arguments:** `model`, a [`LinearPriceModel`][]; `y`, the prices at the times `t`
-    (hours, the model's seasonal origin); `dt`, the step in hours.
+    (hours, the model's seasonal origin); `dt`, the step in hours; `filter`, as in
+    [`negative_log_likelihood`][].
 
     **Returns:** a [`FilteredState`][].
     """
-    _, out = _filter(model, y, t, dt, True, 4)
+    _, out = _filter(model, y, t, dt, True, 4, filter)
     xc, xi, pcc, pci, pii = out[-1]
     mean = jnp.stack([xc, xi], axis=-1)
     cov = jnp.stack([jnp.stack([pcc, pci], -1), jnp.stack([pci, pii], -1)], -2)
