@@ -55,8 +55,9 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:
-    """The `mftg` parser with every sub-command, or with `only` that one (each command
-    module imports its family: a call registers just the command it runs)."""
+    """The `mftg` parser with every sub-command, or with `only` that one, or none when `only`
+    is `""` (each command module imports its family: a call registers just the command it
+    runs)."""
     parser = _Parser(
         prog="mftg",
         description="Mean-field-type games of electricity markets: solve, simulate, calibrate.",
@@ -71,7 +72,7 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
         help="neither read nor write the persistent compilation cache",
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for name in _COMMANDS if only is None else (only,):
+    for name in _COMMANDS if only is None else (only,) if only else ():
         importlib.import_module(f"{__name__}.{name}").register(sub)
     return parser
 
@@ -83,7 +84,10 @@ def main(argv: list[str] | None = None) -> int:
     # (simulations still choose their own dtype).
     jax.config.update("jax_enable_x64", True)
     try:
-        args = build_parser(_command_of(sys.argv[1:] if argv is None else argv)).parse_args(argv)
+        words = sys.argv[1:] if argv is None else argv
+        # `mftg --version` needs no command: register none (each imports its family).
+        only = _command_of(words) or ("" if "--version" in words else None)
+        args = build_parser(only).parse_args(argv)
     except SystemExit as e:
         # --help (0) and argument errors (2, already printed as one line).
         return e.code if isinstance(e.code, int) else 2
