@@ -20,7 +20,7 @@ import jax.numpy as jnp
 from jaxtyping import Array, PyTree
 import numpy as np
 
-from ._programs import exporting, persistent_jit
+from ._programs import not_exportable, persistent_jit
 from ._validation import is_concrete
 
 #: Default tolerances of the library's adaptive solves.
@@ -298,9 +298,9 @@ def checked_solution(
                 raise StepBudgetError(msg)
             raise RiccatiExplosionError(explain(sol))
         return sol
-    if exporting():
-        # A program kept on disk holds no host callback: its caller checks the values.
-        return sol
+    # A runtime check is a host callback, which a program kept on disk cannot hold: such a
+    # program runs as the plain jit instead.
+    not_exportable("a traced solve check")
     try:
         return eqx.error_if(sol, ~ok, traced_message)
     except eqx.EquinoxRuntimeError:

@@ -22,6 +22,7 @@ compilation cache); the library alone never writes to disk.
 """
 
 from collections.abc import Callable
+import contextlib
 import copyreg
 import functools
 import hashlib
@@ -32,6 +33,7 @@ import pickle
 import shutil
 import tempfile
 import threading
+import time
 from typing import Any
 
 import equinox as eqx
@@ -39,6 +41,8 @@ import jax
 
 #: Bump to invalidate every entry written by an earlier layout of this module.
 _FORMAT = 1
+#: Packages whose code ends up in the traced programs: their versions are part of the key.
+_DEPENDENCIES = ("jax", "jaxlib", "diffrax", "equinox", "lineax", "optimistix", "optax", "numpy")
 
 _state = threading.local()
 #: Marks a program that cannot be kept on disk (host callbacks, outputs that do not pickle).
@@ -77,11 +81,14 @@ def enable(folder: str | os.PathLike | None) -> str | None:
         return None
     folder = os.fspath(folder)
     try:
-        os.makedirs(folder, exist_ok=True)
+        os.makedirs(folder, mode=0o700, exist_ok=True)
+        st = os.stat(folder)
     except OSError:
         _folder = None
         return None
-    _folder = folder if os.access(folder, os.W_OK) else None
+    # Entries are unpickled: only a folder of this user that nobody else can write to.
+    private = st.st_uid == os.getuid() and not st.st_mode & 0o022
+    _folder = folder if private and os.access(folder, os.W_OK) else None
     return _folder
 
 
@@ -103,35 +110,116 @@ def source_hash() -> str:
     return _source_hash
 
 
+class NotExportable(Exception):
+    """Raised while tracing a program for the disk cache by code that needs a runtime check
+    (a host callback): the program is then run by the plain jit, never kept."""
+
+
 def exporting() -> bool:
-    """True while a program is being traced for the disk cache: runtime checks that would
-    need a host callback must then leave non-finite values instead (the caller checks)."""
+    """True while a program is being traced for the disk cache."""
     return getattr(_state, "exporting", False)
+
+
+def not_exportable(why: str) -> None:
+    """Abort keeping the program being traced (see [`NotExportable`][]); a no-op otherwise."""
+    if exporting():
+        raise NotExportable(why)
 
 
 def _version_folder() -> Path:
     return Path(_folder) / source_hash()[:16]
 
 
+#: Folders of other versions of the library untouched for this long are removed (two
+#: installations sharing one cache folder keep each other's entries).
+STALE_SECONDS = 7 * 24 * 3600
+
+
 def _remove_other_versions(keep: Path) -> None:
+    now = time.time()
     for old in keep.parent.iterdir():
-        if old.is_dir() and old != keep and len(old.name) == 16:
+        try:
+            stale = now - old.stat().st_mtime > STALE_SECONDS
+        except OSError:
+            continue
+        if old.is_dir() and old != keep and len(old.name) == 16 and stale:
             shutil.rmtree(old, ignore_errors=True)
+
+
+#: Modules whose functions and classes may appear among the static arguments of a kept
+#: program: their code is covered by the source hash or by a version in the key. Anything
+#: else (a user's vector field, a class defined in a script) could change without changing
+#: the key, so a call with it is not kept.
+_KNOWN_CODE = frozenset(
+    ("mftg_jax", "builtins", "collections", "functools", "operator", "enum", "typing", "abc")
+    + _DEPENDENCIES
+    + ("jaxtyping", "ml_dtypes", "_operator", "_functools", "_collections", "copyreg")
+)
+
+
+class _KeyPickler(pickle.Pickler):
+    def reducer_override(self, obj):
+        kind = obj if isinstance(obj, type) else type(obj)
+        module = getattr(obj, "__module__", None) if callable(obj) else kind.__module__
+        root = (module or "").split(".")[0]
+        if root not in _KNOWN_CODE:
+            raise pickle.PicklingError(f"{module}.{getattr(obj, '__qualname__', kind)}")
+        return NotImplemented
 
 
 def _canonical_pickle(obj) -> bytes:
     """`obj` pickled without the memo, so that equal objects give equal bytes (with the memo
     the bytes depend on which equal strings happen to be one object). Functions and classes
-    pickle by qualified name; a lambda or a local function fails."""
+    pickle by qualified name; a lambda, a local function or code from outside the library
+    and its dependencies fails."""
     buf = io.BytesIO()
-    pickler = pickle.Pickler(buf, protocol=4)
+    pickler = _KeyPickler(buf, protocol=4)
     pickler.fast = True
     pickler.dump(obj)
     return buf.getvalue()
 
 
+def _weak(x) -> bool:
+    return bool(getattr(x, "weak_type", False))
+
+
 def _is_array(x) -> bool:
     return eqx.is_array(x)
+
+
+#: JAX settings that change what a function traces to: their values are part of the key.
+_SETTINGS = (
+    "jax_enable_x64",
+    "jax_threefry_partitionable",
+    "jax_default_prng_impl",
+    "jax_default_matmul_precision",
+    "jax_numpy_dtype_promotion",
+    "jax_numpy_rank_promotion",
+    "jax_debug_nans",
+    "jax_debug_infs",
+    "jax_enable_checks",
+    "jax_softmax_custom_jvp",
+)
+_versions: str | None = None
+
+
+def _dependency_versions() -> str:
+    global _versions
+    if _versions is None:
+        from importlib.metadata import PackageNotFoundError, version
+
+        parts = []
+        for pkg in _DEPENDENCIES:
+            try:
+                parts.append(f"{pkg}={version(pkg)}")
+            except PackageNotFoundError:
+                parts.append(f"{pkg}=none")
+        _versions = ",".join(parts)
+    return _versions
+
+
+def _settings() -> str:
+    return ",".join(f"{k}={getattr(jax.config, k, None)!r}" for k in _SETTINGS)
 
 
 def _entry_key(name: str, static_blob: bytes, leaves) -> str:
@@ -140,17 +228,15 @@ def _entry_key(name: str, static_blob: bytes, leaves) -> str:
         f"format={_FORMAT}",
         name,
         source_hash(),
-        jax.__version__,
+        _dependency_versions(),
         jax.default_backend(),
-        f"x64={jax.config.jax_enable_x64}",
+        _settings(),
     ):
         h.update(part.encode())
         h.update(b"\0")
     h.update(static_blob)
     for x in leaves:
-        # Not the weak type: a loaded program's outputs are strongly typed, so keying on it
-        # would give a second entry for the same program; every input is exported strong.
-        h.update(f"{x.shape}|{x.dtype}".encode())
+        h.update(f"{x.shape}|{x.dtype}|{_weak(x)}".encode())
     return h.hexdigest()
 
 
@@ -187,9 +273,9 @@ class _PersistentJit:
         self.jitted = eqx.filter_jit(fn)
         functools.update_wrapper(self, fn)
 
-    def __call__(self, *args):
-        if _folder is None:
-            return self.jitted(*args)
+    def __call__(self, *args, **kwargs):
+        if _folder is None or kwargs or jax.config.jax_disable_jit:
+            return self.jitted(*args, **kwargs)
         dynamic, static = eqx.partition(args, _is_array)
         leaves, treedef = jax.tree.flatten(dynamic)
         if not _plain(leaves):
@@ -205,7 +291,12 @@ class _PersistentJit:
         if program is _UNEXPORTABLE:
             return self.jitted(*args)
         call, out_tree, out_static = program
-        out = call(*leaves)
+        try:
+            out = call(*leaves)
+        except Exception:
+            # E.g. inputs committed to another platform than the one exported for: the plain
+            # call (which raises the same error again if the error is the function's own).
+            return self.jitted(*args)
         return eqx.combine(jax.tree.unflatten(out_tree, out), out_static)
 
     def _path(self, key: str) -> Path:
@@ -239,24 +330,31 @@ class _PersistentJit:
 
         def flat(*xs):
             args = eqx.combine(jax.tree.unflatten(treedef, xs), static)
+            holder["in_fn"] = True
             out = self.fn(*args)
+            holder["in_fn"] = False
             out_dynamic, out_static = eqx.partition(out, _is_array)
             out_leaves, out_tree = jax.tree.flatten(out_dynamic)
             holder["out"] = (out_tree, out_static)
             return out_leaves
 
-        avals = [jax.ShapeDtypeStruct(x.shape, x.dtype) for x in leaves]
+        avals = [jax.ShapeDtypeStruct(x.shape, x.dtype, weak_type=_weak(x)) for x in leaves]
         _state.exporting = True
         try:
             exported = jax.export.export(jax.jit(flat))(*avals)
             out_blob = pickle.dumps(holder["out"], protocol=4)
             serialized = exported.serialize()
+            # The program of this process is the one later processes load (the same types).
+            exported = jax.export.deserialize(serialized)
+        except NotExportable:
+            return self._mark(key)
         except Exception:
+            if holder.get("in_fn"):
+                # The function's own error: the plain call raises it, with its own message.
+                return _UNEXPORTABLE
             # Host callbacks, outputs that do not pickle: the plain call, in this process and
             # (the marker written) in later ones, without trying again.
-            _loaded[key] = _UNEXPORTABLE
-            self._write(key, {"key": key, "unexportable": True}, b"")
-            return _UNEXPORTABLE
+            return self._mark(key)
         finally:
             _state.exporting = False
         out_tree, out_static = holder["out"]
@@ -264,6 +362,11 @@ class _PersistentJit:
         _loaded[key] = program
         self._write(key, {"key": key, "out": out_blob}, serialized)
         return program
+
+    def _mark(self, key: str):
+        _loaded[key] = _UNEXPORTABLE
+        self._write(key, {"key": key, "unexportable": True}, b"")
+        return _UNEXPORTABLE
 
     def _write(self, key: str, header: dict, serialized) -> None:
         path = self._path(key)
@@ -274,8 +377,12 @@ class _PersistentJit:
                 _remove_other_versions(path.parent)
                 path.parent.mkdir(parents=True, exist_ok=True)
             fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+        except OSError:
+            return
+        try:
             with os.fdopen(fd, "wb") as f:
                 f.write(buf.getvalue())
             os.replace(tmp, path)  # atomic: a concurrent reader sees all of it or nothing
         except OSError:
-            pass
+            with contextlib.suppress(OSError):
+                os.remove(tmp)

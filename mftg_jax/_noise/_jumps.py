@@ -31,10 +31,14 @@ class AbstractJumpSize(eqx.Module):
     def sample(self, key: PRNGKeyArray, shape: tuple[int, ...], dtype=float) -> Array:
         """Independent draws of $Y$."""
 
-    @abc.abstractmethod
     def quantile(self, u: Array) -> Array:
         r"""$F^{-1}(u)$ for levels $u \in (0, 1)$: a draw of $Y$ from a uniform $u$ (how the
-        counter-based grid paths draw sizes from their own hash words)."""
+        counter-based grid paths draw sizes from their own hash words). A law used on the
+        grid paths must implement it; the library's laws do."""
+        raise NotImplementedError(
+            f"{type(self).__name__} has no quantile(u): the grid paths draw jump sizes as "
+            "quantile(u) of their own uniforms; implement quantile for this jump-size law"
+        )
 
 
 class NormalJumps(AbstractJumpSize):

@@ -105,7 +105,9 @@ def parallel_trajectory(
 
     def cond(carry):
         _, moved, k = carry
-        return (k < max_iterations) & ~(moved <= tol)
+        # A non-finite trajectory (NaN data or parameters) stops at once, as NaN: what the
+        # sequential filter gives, and what a line search rejects.
+        return (k < max_iterations) & ~(moved <= tol) & ~jnp.isnan(moved)
 
     def body(carry):
         S, _, k = carry
@@ -114,9 +116,10 @@ def parallel_trajectory(
 
     inf = jnp.asarray(jnp.inf, S0.dtype)
     S, moved, _ = jax.lax.while_loop(cond, body, (S0, inf, jnp.zeros((), jnp.int32)))
+    S = jnp.where(jnp.isnan(moved), jnp.nan, S)
     S = eqx.error_if(
         S,
-        ~(moved <= tol),
+        ~(moved <= tol) & ~jnp.isnan(moved),
         f"the parallel filter's trajectory did not converge in {max_iterations} Newton "
         "iterations (use filter='sequential')",
     )

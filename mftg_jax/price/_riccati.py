@@ -281,7 +281,16 @@ def solve_riccati(
     mk = game.market
     kwargs = dict(solver=solver, stepsize_controller=stepsize_controller, adjoint=adjoint)
     if batch == "stacked":
+        from .._structured import AggregativeChord
         from ._riccati_batch import solve_stacked
+
+        if isinstance(getattr(solver, "root_finder", None), AggregativeChord):
+            # Its Newton systems couple all producers of the stacked state through one set of
+            # totals, which would mix the games of the batch.
+            raise ValueError(
+                "structured_solver() solves one game at a time: use it with batch=None (and "
+                "jax.vmap for a batch), or an explicit solver with batch='stacked'"
+            )
 
         return solve_stacked(game, saveat, ts_order, ts_offset, max_steps, chunk, **kwargs)
     sol = solve_ode(

@@ -138,6 +138,14 @@ def test_nonlinear_recursion_solved_exactly():
     assert_rel(g, jax.grad(lambda a: jnp.sum(loop(a) ** 2))(a), 1e-10, what="gradient")
 
 
+def test_a_missing_price_gives_nan_in_both_filters(series):
+    # NaN in, NaN out (what a line search rejects), not an error from the parallel filter.
+    y, t = series
+    y = y.at[50].set(jnp.nan)
+    for name in ("sequential", "parallel"):
+        assert jnp.isnan(jax.jit(_loss, static_argnames="filter")(THETA, y, t, name))
+
+
 def test_bad_filter_name():
     y = jnp.zeros(4)
     with pytest.raises(ValueError, match="filter must be one of"):

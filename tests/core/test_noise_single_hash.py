@@ -221,3 +221,22 @@ def test_quantlib_paths_have_the_engines_mean_and_variance():
         for z in (x, y):
             assert abs(z.mean() - mean) < 4 * math.sqrt(var / n_paths)
             assert abs(z.var() - var) < 4 * se_var(z)
+
+
+class _Doubled(m.AbstractJumpSize):
+    # A law defined before quantile existed: it still constructs and samples.
+    def mean(self):
+        return 0.0
+
+    def second_moment(self):
+        return 4.0
+
+    def sample(self, key, shape, dtype):
+        return 2 * jax.random.normal(key, shape, dtype)
+
+
+def test_a_law_without_quantile_constructs_and_says_what_is_missing():
+    law = _Doubled()
+    assert law.sample(jax.random.key(0), (3,), jnp.float64).shape == (3,)
+    with pytest.raises(NotImplementedError, match="implement quantile"):
+        law.quantile(jnp.array([0.5]))

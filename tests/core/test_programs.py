@@ -44,8 +44,28 @@ def _with_callback(x):
 with_callback = persistent_jit(_with_callback, name="test_programs.with_callback")
 
 
+def _fails_to_export(x):
+    _programs.not_exportable("a runtime check")
+    return x * 3
+
+
+fails_to_export = persistent_jit(_fails_to_export, name="test_programs.fails_to_export")
+
+
+def _raises(x):
+    raise ValueError("x is bad")
+
+
+raises = persistent_jit(_raises, name="test_programs.raises")
+
+#: This test module's classes count as known code here (the library keys only its own code
+#: and its dependencies' by name: code from elsewhere could change without the key changing).
+_HERE = Affine.__module__.split(".")[0]
+
+
 @pytest.fixture
-def folder(tmp_path):
+def folder(tmp_path, monkeypatch):
+    monkeypatch.setattr(_programs, "_KNOWN_CODE", _programs._KNOWN_CODE | {_HERE})
     assert _programs.enable(tmp_path) == str(tmp_path)
     _programs._loaded.clear()
     yield tmp_path
@@ -116,6 +136,42 @@ def test_what_cannot_be_kept_falls_back(folder):
     )
 
 
+def test_code_from_outside_the_library_is_not_kept(folder, monkeypatch):
+    monkeypatch.setattr(_programs, "_KNOWN_CODE", _programs._KNOWN_CODE - {_HERE})
+    m = Affine(jnp.array([1.0]), jnp.array(0.5))
+    np.testing.assert_array_equal(apply(m, jnp.array([2.0]), 2)["y"], [4.5])
+    assert _entries(folder) == []
+
+
+def test_settings_and_weak_types_are_parts_of_the_key(folder):
+    x = jnp.arange(3.0)
+    counted(x)
+    # (the tests run with rank promotion "raise": "warn" is another setting)
+    with jax.numpy_rank_promotion("warn"):
+        counted(x)
+    assert len(_entries(folder)) == 2
+    # A weak input (a Python scalar made an array) is its own program, with its own promotion.
+    half = jnp.ones(2, jnp.float16)
+    f = persistent_jit(lambda a, b: a * b, name="test_programs.weak")
+    weak = jnp.asarray(2.0)
+    assert weak.weak_type
+    assert f(half, weak).dtype == (half * weak).dtype == jnp.float16
+    assert f(half, jnp.asarray(2.0, jnp.float32)).dtype == jnp.float32
+
+
+def test_runtime_checks_and_errors(folder):
+    x = jnp.array([1.0, 2.0])
+    # A program that asks not to be kept runs as the plain jit, marked for later processes.
+    np.testing.assert_array_equal(fails_to_export(x), 3 * x)
+    assert len(_entries(folder)) == 1
+    # The function's own error is raised as without the cache, and nothing is marked.
+    with pytest.raises(ValueError, match="x is bad"):
+        raises(x)
+    assert len(_entries(folder)) == 1
+    # Keyword arguments: the plain jit.
+    np.testing.assert_array_equal(counted(x=x), 2 * np.sin(x))
+
+
 def test_a_damaged_entry_is_replaced(folder):
     x = jnp.array([0.5, 1.5])
     counted(x)
@@ -132,4 +188,8 @@ def test_off_by_default_and_unwritable_folder(tmp_path):
     target = tmp_path / "file"
     target.write_text("")
     assert _programs.enable(target / "sub") is None  # a path through a file
+    shared = tmp_path / "shared"
+    shared.mkdir(mode=0o777)
+    shared.chmod(0o777)
+    assert _programs.enable(shared) is None  # others may write there: entries are unpickled
     assert _programs.folder() is None

@@ -162,3 +162,17 @@ def test_bad_options():
         mj.price.structured_solver("Tsit5")
     with pytest.raises(ValueError, match="root_find_max_steps"):
         mj.price.structured_solver(root_find_max_steps=0)
+
+
+def test_structured_solver_refuses_a_stacked_batch():
+    games = mj.price.stack_games([_stacked_game(1.0), _stacked_game(2.0)])
+    with pytest.raises(ValueError, match="one game at a time"):
+        mj.price.solve_riccati(games, batch="stacked", solver=mj.price.structured_solver())
+
+
+def _stacked_game(a):
+    return mj.PriceGame(
+        mj.Market(eta=0.5, a=a, q=1.0, t0=0.0, t1=1.0, p0=10.0),
+        mj.Producers(c=[1.0, 2.0], r=[1.0, 1.5], rbar=[0.5, 0.5], lam=[0.1, 0.1]),
+        mj.Noise(),
+    )
