@@ -74,26 +74,14 @@ def _totals_apply(W: Array, x: list[Array]) -> Array:
 
 
 def _invert_blocks(M: Array) -> Array:
-    """$M_i^{-1}$ for every agent by Gauss-Jordan elimination with partial pivoting;
-    `M` of shape `(b, b, n)`. A singular block gives non-finite entries."""
+    """$M_i^{-1}$ for every agent, `M` of shape `(b, b, n)` (agents on the last axis, the
+    layout of the products here), by the library's pivoted elimination
+    (`_linalg.small_solve`). A singular block gives non-finite
+    entries."""
     b = M.shape[0]
-    eye = [[jnp.full_like(M[0, 0], float(l == k)) for k in range(b)] for l in range(b)]
-    rows = [[M[l, k] for k in range(b)] + eye[l] for l in range(b)]
-    for k in range(b):
-        for r in range(k + 1, b):
-            # Swap rows k and r where r has the larger pivot: row k ends with the largest.
-            swap = jnp.abs(rows[r][k]) > jnp.abs(rows[k][k])
-            rows[k], rows[r] = (
-                [jnp.where(swap, v, u) for u, v in zip(rows[k], rows[r])],
-                [jnp.where(swap, u, v) for u, v in zip(rows[k], rows[r])],
-            )
-        pivot = rows[k][k]
-        rows[k] = [u / pivot for u in rows[k]]
-        for r in range(b):
-            if r != k:
-                factor = rows[r][k]
-                rows[r] = [u - factor * v for u, v in zip(rows[r], rows[k])]
-    return jnp.stack([jnp.stack(row[b:]) for row in rows])
+    blocks = jnp.moveaxis(M, -1, 0)  # (n, b, b)
+    eye = jnp.broadcast_to(jnp.eye(b, dtype=M.dtype), blocks.shape)
+    return jnp.moveaxis(small_solve(blocks, eye), 0, -1)
 
 
 class AggregativeJacobian(eqx.Module):
