@@ -1,36 +1,25 @@
 """Counter-based grid noise: the hash, the compaction, Poisson counts, sparse jump sizes,
 invariance under batching, float32 against float64, increments."""
 
+import functools
 import math
 
+from helpers import grid_levy_path
 import jax
 from jax.extend.random import threefry_2x32
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from mftg_jax import CompoundPoisson, FixedJumps, GridLevyPath, NormalJumps
+from mftg_jax import CompoundPoisson, FixedJumps, NormalJumps
 from mftg_jax._noise._levy_path import compact_flags, jump_slots, poisson_max_count, threefry2x32
 
 P = 20_000  # paths per scenario (2 scenarios) in the statistical checks
 K = 10  # grid steps on [0, 1]
 
 
-def _path(jumps, n_paths, tile=None, slots=None, dtype="float64", offset=0):
-    rate_dt = float(jumps.intensity) / K if jumps is not None else 0.0
-    return GridLevyPath(
-        key=jax.random.key(7),
-        t0=jnp.asarray(0.0),
-        t1=jnp.asarray(1.0),
-        scenario=jnp.arange(2, dtype=jnp.uint32)[:, None],
-        path=(jnp.arange(n_paths, dtype=jnp.uint32) + offset)[None, :],
-        jumps=jumps,
-        n_steps=K,
-        max_count=poisson_max_count(rate_dt),
-        tile=tile,
-        slots=slots,
-        dtype=dtype,
-    )
+# Two scenarios of paths on [0, 1] (`helpers.grid_levy_path`).
+_path = functools.partial(grid_levy_path, seed=7, n_steps=K)
 
 
 @jax.jit

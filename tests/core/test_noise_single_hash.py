@@ -3,9 +3,11 @@ bit leaves the normal untouched, the decay-weighted sparse jumps and the quantil
 have their compound-Poisson moments, the draws do not depend on the tiling, and QuantLib's
 own path generator agrees with the engine on a process both can express."""
 
+import functools
 import math
 import re
 
+from helpers import grid_levy_path
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -13,8 +15,8 @@ import pytest
 from scipy import stats
 
 import mftg_jax as m
-from mftg_jax import CompoundPoisson, ExponentialJumps, FixedJumps, GridLevyPath, NormalJumps
-from mftg_jax._noise._levy_path import jump_slots, phi1, poisson_max_count
+from mftg_jax import CompoundPoisson, ExponentialJumps, FixedJumps, NormalJumps
+from mftg_jax._noise._levy_path import jump_slots, phi1
 
 P = 20_000  # paths per scenario (2 scenarios)
 K = 10  # grid steps on [0, 1]
@@ -22,21 +24,8 @@ DT = 1.0 / K
 KAPPA = 3.0  # decay of the exponential scheme's weighted integrals
 
 
-def _path(jumps, n_paths, tile=None, slots=None, dtype="float64", offset=0, max_count=None):
-    rate_dt = float(jumps.intensity) * DT if jumps is not None else 0.0
-    return GridLevyPath(
-        key=jax.random.key(21),
-        t0=jnp.asarray(0.0),
-        t1=jnp.asarray(1.0),
-        scenario=jnp.arange(2, dtype=jnp.uint32)[:, None],
-        path=(jnp.arange(n_paths, dtype=jnp.uint32) + offset)[None, :],
-        jumps=jumps,
-        n_steps=K,
-        max_count=max_count or poisson_max_count(rate_dt),
-        tile=tile,
-        slots=slots,
-        dtype=dtype,
-    )
+# Two scenarios of paths on [0, 1] (`helpers.grid_levy_path`).
+_path = functools.partial(grid_levy_path, seed=21, n_steps=K)
 
 
 def _sparse(jumps, n_paths=P, tiles=1, **kw):
