@@ -25,6 +25,7 @@ jax.config.update("jax_enable_x64", True)
 import diffrax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
+from riccati_stiff import many_producers  # noqa: E402  (the same game, this folder)
 import scipy  # noqa: E402
 from scipy.integrate import solve_ivp  # noqa: E402
 
@@ -203,16 +204,7 @@ def main():
     # explicit solver; the dense output stores max_steps x 4n x stages floats.
     big = {}
     for n in (1_000, 10_000):
-        k = jax.random.split(jax.random.key(1), 3)
-        game = mj.PriceGame(
-            mj.Market(eta=0.5, a=30.0, q=1.0, t0=0.0, t1=1.0, p0=30.0),
-            mj.Producers(
-                c=jax.random.uniform(k[0], (n,), minval=0.0, maxval=10.0),
-                r=jax.random.uniform(k[1], (n,), minval=1.0, maxval=3.0),
-                rbar=jax.random.uniform(k[2], (n,), minval=1.0, maxval=3.0),
-                lam=jnp.full(n, 0.1),
-            ),
-        )
+        game = many_producers(n)
         f = jax.jit(lambda g: mj.price.solve_riccati(g, stepsize_controller=PID, max_steps=1024))
         comp, run, s = compile_and_time(f, game, repeats=1)
         big[n] = (comp, run, int(s.solution.stats["num_steps"]))
