@@ -176,3 +176,20 @@ def _stacked_game(a):
         mj.Producers(c=[1.0, 2.0], r=[1.0, 1.5], rbar=[0.5, 0.5], lam=[0.1, 0.1]),
         mj.Noise(),
     )
+
+
+def test_backward_solve_builds_the_newton_matrix_at_the_true_time():
+    # diffrax integrates a backward solve in reversed time and hands the root finder -t; the
+    # seasonal intercept a(t) enters d(gamma')/d(beta), so the matrix depends on the sign.
+    game = _game(5)
+    y = _random_point(game, 4)
+    t, diagonal, control = 0.3, 0.25, 0.04
+    chord = mj.price.structured_solver().root_finder
+    zeros = jax.tree.map(jnp.zeros_like, y)
+    args = (1, diagonal, None, lambda z, dt: jax.tree.map(lambda x: x * dt, z), -t, y, game,
+            control)  # fmt: skip
+    state = chord.init(None, zeros, args, {}, None, None, frozenset())
+    want = aggregative_jacobian(RiccatiField(), t, y, game, diagonal * control)
+    wrong = aggregative_jacobian(RiccatiField(), -t, y, game, diagonal * control)
+    np.testing.assert_allclose(state.jacobian.as_matrix(), want.as_matrix(), rtol=1e-13)
+    assert not np.allclose(want.as_matrix(), wrong.as_matrix(), rtol=1e-6)
