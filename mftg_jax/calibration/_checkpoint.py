@@ -78,10 +78,22 @@ def state_leaves(d: dict, prefix: str = "state") -> list:
 
 
 def restore(template, leaves: list):
-    """`template`'s structure with the saved `leaves` (in `template`'s dtypes)."""
+    """`template`'s structure with the saved `leaves` (in `template`'s dtypes and weak types).
+
+    A weakly typed scalar of the template (optax keeps some) is restored weakly typed: a
+    strongly typed one would change the traced signature of the optimiser step, which would
+    then compile again on every resume."""
     flat, treedef = jax.tree.flatten(template)
     if len(flat) != len(leaves):
         raise ValueError("checkpoint does not match the optimiser state")
-    return jax.tree.unflatten(
-        treedef, [jnp.asarray(x, dtype=f.dtype) for f, x in zip(flat, leaves)]
-    )
+    return jax.tree.unflatten(treedef, [_like(f, x) for f, x in zip(flat, leaves)])
+
+
+def _like(f, x):
+    x = jnp.asarray(x, dtype=f.dtype)
+    if getattr(f, "weak_type", False) and x.ndim == 0:
+        # A Python scalar is weakly typed, of the default dtype of its kind.
+        weak = jnp.asarray(x.item())
+        if weak.dtype == f.dtype:
+            return weak
+    return x

@@ -257,10 +257,12 @@ def run(args: argparse.Namespace) -> int:
         cfg = _read(args)
     except ConfigError as e:
         raise UsageError(str(e)) from None
+    monte_carlo = args.compare or cfg.n_scenarios > 0
+    if monte_carlo and cfg.n_scenarios < 2:
+        # Checked before the closed-loop run, so that a usage error costs no simulation.
+        raise UsageError("a Monte Carlo needs at least 2 scenarios (--scenarios N)")
     rep, traj, _ = frequency_report(cfg)
-    if args.compare or cfg.n_scenarios > 0:
-        if cfg.n_scenarios < 2:
-            raise UsageError("a Monte Carlo needs at least 2 scenarios (--scenarios N)")
+    if monte_carlo:
         kinds = ["droop", "dai", "broadcast"] if args.compare else [rep["controller"]]
         if args.compare:
             kinds.append("lq")

@@ -446,3 +446,24 @@ def test_killed_during_the_mrjd_fit_resumes_without_refitting(tmp_path, monkeypa
     monkeypatch.setattr(report_module, "calibrate", real)
     assert main(argv[:-2] + ["--checkpoint", str(tmp_path / "fresh")]) == 0
     _close(json.loads(capsys.readouterr().out), resumed)
+
+
+def test_restored_optimiser_state_keeps_its_weak_types():
+    # optax keeps weakly typed scalars in its state; restoring them strongly typed would change
+    # the traced signature of the optimiser step, which would compile again on every resume.
+    from mftg_jax.calibration._checkpoint import restore
+
+    template = (jnp.asarray(1.0), jnp.asarray(3), jnp.zeros(2), jnp.asarray(2.0, jnp.float32))
+    restored = restore(template, [np.asarray(5.0), np.asarray(7), np.ones(2), np.float32(1.5)])
+    assert [(x.dtype, x.weak_type) for x in restored] == [(x.dtype, x.weak_type) for x in template]
+    assert [float(x) for x in restored[:2]] == [5.0, 7.0]
+    traces = []
+
+    @jax.jit
+    def step(state):
+        traces.append(1)
+        return state
+
+    step(template)
+    step(restored)
+    assert len(traces) == 1

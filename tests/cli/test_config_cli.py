@@ -1,11 +1,10 @@
-"""TOML configuration and the `mftg solve` command."""
+"""TOML configuration and the `mftg solve` command (its scenario-2 report is tested beside the
+price solver, in tests/price/test_equilibrium.py)."""
 
-import json
 from pathlib import Path
 import subprocess
 import sys
 
-from helpers import assert_rel
 import numpy as np
 import pytest
 
@@ -102,26 +101,6 @@ def test_not_toml_and_missing_file(tmp_path, capsys):
     assert "not valid TOML" in capsys.readouterr().err
     assert main(["solve", str(tmp_path / "none.toml")]) == 2
     assert "no such file" in capsys.readouterr().err
-
-
-def test_solve_scenario2_json(capsys):
-    assert main(["solve", "--scenario", "2", "--json"]) == 0
-    out = json.loads(capsys.readouterr().out)
-    assert_rel(out["alpha"], (-0.130120, -0.120383, -0.117454), 1e-6, 5e-7, "alpha")
-    assert_rel(out["beta"], (0.240678, 0.121399, 0.081066), 1e-6, 5e-7, "beta")
-    assert_rel(out["gamma"], (-0.063049, -0.795575, -1.169752), 1e-6, 5e-7, "gamma")
-    assert_rel(out["delta"], (0.084729, 2.774551, 9.348738), 1e-6, 5e-7, "delta")
-    assert_rel(out["cournot_price"], 2.24432, 0, 5e-6, "cournot")
-    for key in ("revenue", "stationary_price", "phat_t1", "u_t1", "nash_gap"):
-        assert key in out
-    assert max(abs(g) for g in out["nash_gap"]) < 1e-6
-    assert len(out["u_t1"]) == 3
-
-
-def test_human_table(capsys):
-    assert main(["solve", "--scenario", "2"]) == 0
-    out = capsys.readouterr().out
-    assert "alpha" in out and "stationary feedback price" in out and "-0.13012" in out
 
 
 def test_console_script_is_installed():

@@ -1,5 +1,6 @@
 """Economic dispatch, secondary controllers and steady-state certificates of `mj.frequency`."""
 
+import json
 from pathlib import Path
 
 import equinox as eqx
@@ -8,6 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from mftg_jax.cli import main
 import mftg_jax.frequency as fq
 from mftg_jax.frequency import (
     DispatchProblem,
@@ -200,6 +202,69 @@ def test_dai_equilibrium_balances_the_swing_equations(study, dai_loop):
     delta = -float(np.sum(np.asarray(after.P)))
     lam = (delta + np.sum(b / a)) / np.sum(1 / a)
     np.testing.assert_allclose(np.asarray(cert.dispatch)[gen], (lam - b) / a, atol=1e-9)
+
+
+# ---------------------------------------------------------------- `mftg frequency` on the study
+
+KEYS = ("nadir_hz", "rocof_hz_per_s", "settling_time_s", "steady_state_frequency_deviation",
+        "kkt_residual", "dispatch", "dispatch_cost")  # fmt: skip
+
+
+def test_cli_json_and_figures(dai_loop, tmp_path, capsys):
+    # The example study (WSCC 9-bus, DAI, a 0.5 p.u. load step): the compiled program of
+    # `dai_loop` above (in this process; from the disk cache it would be traced again).
+    out = tmp_path / "out"
+    assert main(["frequency", str(EXAMPLE), "--json", "--out", str(out)]) == 0
+    rep = json.loads(capsys.readouterr().out)
+    for key in KEYS:
+        assert key in rep
+    assert rep["certified"] is True
+    assert rep["steady_state_source"] == "root_solve"
+    assert rep["kkt_residual"] < 1e-8
+    assert abs(rep["steady_state_frequency_deviation"]) < 1e-8
+    assert rep["dispatch_error"] < 1e-8
+    assert len(rep["dispatch"]) == 3
+    # The load step is covered by the units: sum u = delta.
+    assert sum(rep["dispatch"]) == pytest.approx(0.5, abs=1e-9)
+    assert rep["nadir_hz"] < 0 and rep["rocof_hz_per_s"] < 0
+    assert rep["dispatch_cost"] == pytest.approx(rep["optimal_dispatch_cost"], abs=1e-12)
+    saved = json.loads((out / "report.json").read_text())
+    assert saved["dispatch"] == rep["dispatch"]
+    for name in ("frequencies.png", "angles.png", "dispatch.png"):
+        assert (out / name).stat().st_size > 1000
+
+
+def test_cli_uncertified_secondary_control_exits_1(dai_loop, monkeypatch, capsys):
+    # The same study (the compiled program is reused) under a threshold no residual can meet:
+    # a secondary controller whose steady state is not certified exits 1 with one line.
+    from mftg_jax.cli import frequency as command
+
+    monkeypatch.setattr(command, "TOLERANCE", 0.0)
+    assert main(["frequency", str(EXAMPLE), "--json"]) == 1
+    captured = capsys.readouterr()
+    assert json.loads(captured.out)["certified"] is False
+    err = captured.err.strip()
+    assert len(err.splitlines()) == 1
+    assert "certificate failed: the dai steady state is not certified" in err
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["nosuchcase"], "CASE_OR_CONFIG must be one of"),
+        (["wscc9", "--event", "load_step:5"], "--event must be"),
+        (["wscc9", "--event", "load_step:42:0.1"], "event.bus must be a bus number"),
+        (["wscc9", "--event", "generator_trip:7"], "event.generator must be in"),
+        (["wscc9", "--t1", "-1"], "--t1 must be"),
+        (["wscc9", "--compare", "--scenarios", "1"], "at least 2 scenarios"),
+    ],
+)
+def test_cli_bad_arguments_exit_2(dai_loop, capsys, args, message):
+    # `--compare --scenarios 1` is refused after the study's report (its program is reused).
+    assert main(["frequency", *args]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1
+    assert message in err
 
 
 def test_metrics_on_a_known_signal(study):

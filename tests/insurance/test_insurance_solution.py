@@ -1,6 +1,9 @@
 """The q = 0 closed forms: the first-order condition against a second optimiser, the exact
 value against the Monte Carlo and against perturbed policies, gradients against finite
-differences."""
+differences, and `mftg insurance` on a q = 0 study."""
+
+import json
+from pathlib import Path
 
 import equinox as eqx
 import jax
@@ -10,6 +13,7 @@ import pytest
 from scipy.optimize import minimize
 
 from mftg_jax import insurance
+from mftg_jax.cli import main
 from tests.insurance.insurance_cases import model
 
 
@@ -106,3 +110,42 @@ def test_gradients_against_finite_differences(case):
         dn[i] -= h
         fd = (float(_value(*up)) - float(_value(*dn))) / (2 * h)
         assert float(gi) == pytest.approx(fd, rel=1e-4, abs=1e-7), (i, float(gi), fd)
+
+
+# -- `mftg insurance` at q = 0 -------------------------------------------------------------
+
+ROOT = Path(__file__).resolve().parents[2]
+SMALL = """
+[optimisation]
+n_paths = 64
+n_steps = 8
+steps = 5
+certificate_directions = 2
+certificate_sizes = [0.1]
+"""
+
+
+def _config(tmp_path, q):
+    text = (ROOT / "examples" / "insurance.toml").read_text()
+    text = text.split("[optimisation]")[0].replace("q = 0.5 ", f"q = {q} ")
+    p = tmp_path / f"small_{q}.toml"
+    p.write_text(text + SMALL)
+    return p
+
+
+def test_cli_q0_json(case, tmp_path, capsys):
+    # The example at q = 0 has the shapes of `model()`, and the Monte Carlo is the one of
+    # `test_value_against_monte_carlo` (400 paths, 20 steps): their compiled programs are reused.
+    p = _config(tmp_path, 0.0)
+    out = tmp_path / "out"
+    rc = main(["insurance", str(p), "--json", "--paths", "400", "--steps", "20", "--out", str(out)])
+    assert rc == 0
+    rep = json.loads(capsys.readouterr().out)
+    for k in ("consumption_rate", "investment_fraction", "insurance_fraction", "value",
+              "value_mc", "value_mc_stderr"):  # fmt: skip
+        assert k in rep
+    assert len(rep["consumption_rate"]) == 2
+    assert len(rep["investment_fraction"]) == 2 and len(rep["investment_fraction"][0]) == 2
+    assert abs(rep["value"] - rep["value_mc"]) < 4 * rep["value_mc_stderr"]
+    assert (out / "report.json").exists() and (out / "policy.png").exists()
+    assert (out / "terminal_wealth.png").exists()

@@ -1,5 +1,7 @@
 """Equilibrium objects: mean path, value identity, stationary and Cournot prices, Nash gaps."""
 
+import json
+
 import diffrax
 import equinox as eqx
 from helpers import assert_rel
@@ -9,6 +11,7 @@ import numpy as np
 import pytest
 
 import mftg_jax as mj
+from mftg_jax.cli import main
 
 
 @pytest.fixture(scope="module")
@@ -202,3 +205,28 @@ def test_nash_gap_detects_wrong_equilibrium(scenario2):
     cert = mj.price.nash_gap(_Foreign(game, mj.price.solve_riccati(shifted)))
     assert np.min(cert.gap) > 5e-5, cert.gap
     assert np.all(cert.best_response_value > cert.candidate_value)
+
+
+# -- `mftg solve --scenario 2` ----------------------------------------------------------------
+
+
+def test_solve_scenario2_json(scenario2, capsys):
+    # The solve, certificate and stationary values of `scenario2`: the programs of the tests
+    # above are reused.
+    assert main(["solve", "--scenario", "2", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert_rel(out["alpha"], (-0.130120, -0.120383, -0.117454), 1e-6, 5e-7, "alpha")
+    assert_rel(out["beta"], (0.240678, 0.121399, 0.081066), 1e-6, 5e-7, "beta")
+    assert_rel(out["gamma"], (-0.063049, -0.795575, -1.169752), 1e-6, 5e-7, "gamma")
+    assert_rel(out["delta"], (0.084729, 2.774551, 9.348738), 1e-6, 5e-7, "delta")
+    assert_rel(out["cournot_price"], 2.24432, 0, 5e-6, "cournot")
+    for key in ("revenue", "stationary_price", "phat_t1", "u_t1", "nash_gap"):
+        assert key in out
+    assert max(abs(g) for g in out["nash_gap"]) < 1e-6
+    assert len(out["u_t1"]) == 3
+
+
+def test_human_table(scenario2, capsys):
+    assert main(["solve", "--scenario", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "alpha" in out and "stationary feedback price" in out and "-0.13012" in out

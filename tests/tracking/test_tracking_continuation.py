@@ -2,6 +2,7 @@
 dynamics (checked against an independent ODE and the data model's own sampler), Monte Carlo
 against the exact moments of both continuations, the band, and `mftg regulate --prices`."""
 
+import functools
 import json
 import os
 
@@ -107,12 +108,22 @@ def test_game_from_fit_rejects_a_two_factor_model():
         )
 
 
+SAMPLED_HOURS = 24 * 401
+
+
+@functools.cache
+def _sample(seed: int) -> np.ndarray:
+    # One sampled path of the longest length the tests use (one compiled sampler); shorter
+    # series are its first hours, themselves a path of the model.
+    t = jnp.arange(SAMPLED_HOURS, dtype=float)
+    y = calibration.sample_prices(_model(), jax.random.key(seed), t, burn_in=200)
+    return np.asarray(y, np.float64)
+
+
 def _series(n_hours=24 * 75, seed=3):
-    model = _model()
-    t = jnp.arange(n_hours, dtype=float)
-    y = calibration.sample_prices(model, jax.random.key(seed), t, burn_in=200)
+    assert n_hours <= SAMPLED_HOURS
     times = np.datetime64("2020-01-01T00:00:00") + np.arange(n_hours) * HOUR
-    return calibration.PriceSeries(times, np.asarray(y, np.float64), HOUR, source="synthetic")
+    return calibration.PriceSeries(times, _sample(seed)[:n_hours], HOUR, source="synthetic")
 
 
 def test_band_from_history_takes_the_recent_quantiles():
@@ -129,13 +140,14 @@ def test_band_from_history_takes_the_recent_quantiles():
 
 
 # The Nord Pool test below fits the same number of prices and continues as long with as
-# many paths: the two share their compiled programs.
-FIT_DAYS, HORIZON, PATHS = 365, 720, 1000
+# many paths: the two share their compiled programs. Ten days ahead: every hour is a saved
+# step of both Monte Carlo runs and of the moment equations, so the horizon sets their cost.
+FIT_DAYS, HORIZON, PATHS = 365, 240, 1000
 
 
 @pytest.fixture(scope="module")
 def continuation():
-    s = _series(24 * 401)
+    s = _series(SAMPLED_HOURS)
     res = tr.continue_market(
         s, "2021-01-05", HORIZON, fit_days=FIT_DAYS, band_days=30, n_paths=PATHS, seed=1
     )
@@ -219,7 +231,7 @@ def test_regulate_prices_on_nord_pool(tmp_path, capsys):
     rep = json.loads(capsys.readouterr().out)
     assert (out / "continuation.png").stat().st_size > 10_000
     assert json.loads((out / "report.json").read_text())["band_lo"] == rep["band_lo"]
-    assert len((out / "continuation.csv").read_text().splitlines()) == 722
+    assert len((out / "continuation.csv").read_text().splitlines()) == HORIZON + 2
     assert rep["fit_converged"] and abs(rep["optimality_gap"]) < 1e-6
     s = calibration.load_prices(path).between("2017-01-01", "2017-12-31")
     assert rep["band_lo"] == pytest.approx(np.quantile(s.prices, 0.1))
@@ -229,7 +241,7 @@ def test_regulate_prices_on_nord_pool(tmp_path, capsys):
                   rep[f"variance_t1_{name}"]) < 4  # fmt: skip
     assert rep["variance_reduction_t1"] > 0.5
     assert rep["fraction_inside_band_regulated"] > rep["fraction_inside_band_uncontrolled"]
-    assert rep["realised_hours"] == 720
+    assert rep["realised_hours"] == HORIZON
 
 
 @pytest.mark.parametrize(
