@@ -26,7 +26,7 @@ run: $(STAMP)
 # Compilation dominates the tests and is single-threaded: two workers, one test file each.
 WORKERS ?= 2
 test: $(STAMP)
-	$(BIN)/python -m pytest -m "not slow" -q -n $(WORKERS) --dist loadfile --durations=20
+	$(BIN)/python -m pytest -m "not slow" -q -n $(WORKERS) --dist loadfile --no-loadscope-reorder --durations=20
 
 test-slow: $(STAMP)
 	$(BIN)/python -m pytest -m slow -q

@@ -26,3 +26,28 @@ jax.config.update(
 jax.config.update("jax_enable_x64", True)
 # Silent broadcasting between ranks hides shape bugs: make it an error in the tests.
 jax.config.update("jax_numpy_rank_promotion", "raise")
+
+# `make test` hands whole files to two workers (`--dist loadfile --no-loadscope-reorder`), in
+# collection order. The longest files (each a minute or more on 2 cores, most of it
+# compilation) go first, so that none is started last with the other worker left idle.
+_LONGEST_FIRST = (
+    "tests/calibration/test_calibrate.py",
+    "tests/tracking/test_tracking.py",
+    "tests/frequency/test_frequency_control.py",
+    "tests/auction/test_auction_equilibrium.py",
+    "tests/core/test_reliability_library.py",
+    "tests/tracking/test_tracking_continuation.py",
+    "tests/frequency/test_frequency_dynamics.py",
+    "tests/price/test_equilibrium.py",
+    "tests/price/test_ensemble.py",
+    "tests/price/test_riccati.py",
+    "tests/insurance/test_insurance_solution.py",
+    "tests/lq/test_vector_lq.py",
+    "tests/test_notebooks.py",
+)
+
+
+def pytest_collection_modifyitems(config, items):
+    rank = {name: i for i, name in enumerate(_LONGEST_FIRST)}
+    # Stable: the other files, and the tests within each file, keep their order.
+    items.sort(key=lambda item: rank.get(item.nodeid.split("::")[0], len(rank)))
