@@ -259,12 +259,23 @@ def test_cli_uncertified_secondary_control_exits_1(dai_loop, monkeypatch, capsys
         (["wscc9", "--compare", "--scenarios", "1"], "at least 2 scenarios"),
     ],
 )
-def test_cli_bad_arguments_exit_2(dai_loop, capsys, args, message):
-    # `--compare --scenarios 1` is refused after the study's report (its program is reused).
+def test_cli_bad_arguments_exit_2(capsys, args, message):
     assert main(["frequency", *args]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1
     assert message in err
+
+
+def test_cli_usage_error_runs_no_simulation(monkeypatch, capsys):
+    # A Monte Carlo of one scenario is refused before the closed-loop run, not after it.
+    import mftg_jax.cli.frequency as command
+
+    def no_run(*args, **kwargs):
+        raise AssertionError("the closed loop ran before the usage check")
+
+    monkeypatch.setattr(command, "frequency_report", no_run)
+    assert main(["frequency", "wscc9", "--compare", "--scenarios", "1"]) == 2
+    assert "at least 2 scenarios" in capsys.readouterr().err
 
 
 def test_metrics_on_a_known_signal(study):
