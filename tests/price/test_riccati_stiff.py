@@ -184,12 +184,19 @@ def test_backward_solve_builds_the_newton_matrix_at_the_true_time():
     game = _game(5)
     y = _random_point(game, 4)
     t, diagonal, control = 0.3, 0.25, 0.04
-    chord = mj.price.structured_solver().root_finder
-    zeros = jax.tree.map(jnp.zeros_like, y)
-    args = (1, diagonal, None, lambda z, dt: jax.tree.map(lambda x: x * dt, z), -t, y, game,
-            control)  # fmt: skip
-    state = chord.init(None, zeros, args, {}, None, None, frozenset())
-    want = aggregative_jacobian(RiccatiField(), t, y, game, diagonal * control)
-    wrong = aggregative_jacobian(RiccatiField(), -t, y, game, diagonal * control)
-    np.testing.assert_allclose(state.jacobian.as_matrix(), want.as_matrix(), rtol=1e-13)
-    assert not np.allclose(want.as_matrix(), wrong.as_matrix(), rtol=1e-6)
+
+    @eqx.filter_jit
+    def matrices(game, y):
+        chord = mj.price.structured_solver().root_finder
+        zeros = jax.tree.map(jnp.zeros_like, y)
+        prod = lambda z, dt: jax.tree.map(lambda x: x * dt, z)  # noqa: E731
+        args = (1, diagonal, None, prod, -t, y, game, control)
+        state = chord.init(None, zeros, args, {}, None, None, frozenset())
+        c = diagonal * control
+        want = aggregative_jacobian(RiccatiField(), t, y, game, c)
+        wrong = aggregative_jacobian(RiccatiField(), -t, y, game, c)
+        return state.jacobian.as_matrix(), want.as_matrix(), wrong.as_matrix()
+
+    got, want, wrong = matrices(game, y)
+    np.testing.assert_allclose(got, want, rtol=1e-13)
+    assert not np.allclose(want, wrong, rtol=1e-6)
