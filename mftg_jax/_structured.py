@@ -192,7 +192,9 @@ def aggregative_jacobian(
     M = jnp.eye(b, dtype=B.dtype)[:, :, None] - c * B
     M_inv = _invert_blocks(M)
     Z = jnp.stack([jnp.stack(_matvec(M_inv, list(cU[:, q]))) for q in range(p)], axis=1)
-    capacitance = jnp.eye(p, dtype=B.dtype) - jnp.einsum("lqi,lri->qr", W, Z, precision=_EXACT)
+    # Column r of W^T Z is W^T applied to column r of Z, as in every solve.
+    WZ = jnp.stack([_totals_apply(W, list(Z[:, r])) for r in range(p)], axis=1)
+    capacitance = jnp.eye(p, dtype=B.dtype) - WZ
     cap_inv = small_solve(capacitance, jnp.eye(p, dtype=B.dtype))
     return AggregativeJacobian(M, cU, W, M_inv, Z, cap_inv, treedef)
 
@@ -234,10 +236,10 @@ class AggregativeChord(optx.AbstractRootFinder):
 
     - `field`: the ODE's [`AbstractAggregativeField`][] (the same one the `ODETerm` holds).
     - `rtol`, `atol`, `norm`, `kappa`: as for `diffrax.VeryChord`.
-    - `backward`: `True` when the ODE is integrated backwards (`t1 < t0`). diffrax then
-      integrates in reversed time $\tau = -t$ and hands the root finder $\tau_i$; the Newton
-      matrix must be built at $t_i = -\tau_i$ (the residual itself is diffrax's and is
-      right either way, so a wrong sign only slows the iteration where $f$ depends on $t$).
+
+    A backward solve (`t1 < t0`) is integrated by diffrax in reversed time $\tau = -t$: the
+    root finder is handed $\tau_i$ and a negative step (the control). The Newton matrix is
+    built at the true time, $t_i = -\tau_i$ when the step is negative.
     """
 
     field: AbstractAggregativeField
@@ -245,7 +247,6 @@ class AggregativeChord(optx.AbstractRootFinder):
     atol: float
     norm: Callable = optx.max_norm
     kappa: float = 1e-2
-    backward: bool = eqx.field(static=True, default=False)
 
     def init(self, fn, y, args, options, f_struct, aux_struct, tags):
         del fn, f_struct, aux_struct, tags
@@ -261,7 +262,8 @@ class AggregativeChord(optx.AbstractRootFinder):
             raise ValueError("AggregativeChord needs a diffrax.ODETerm (a scalar step)")
         point = jax.tree.map(lambda a, d: a + diagonal * d, y_partial, prod(y, control))
         c = diagonal * control
-        t = -ti if self.backward else ti
+        # The step's sign is the direction of integration (see the class docstring).
+        t = jnp.where(control < 0, -ti, ti)
 
         def build():
             return aggregative_jacobian(self.field, t, point, ode_args, c)

@@ -66,8 +66,5 @@ def structured_solver(method: str = "Kvaerno5", root_find_max_steps: int = 10):
         raise ValueError(f"method must be one of {sorted(_METHODS)}, got {method!r}")
     if not (isinstance(root_find_max_steps, int) and root_find_max_steps >= 1):
         raise ValueError(f"root_find_max_steps must be an int >= 1, got {root_find_max_steps!r}")
-    # The Riccati system is integrated backwards from t1 (see AggregativeChord.backward).
-    root_finder = diffrax.with_stepsize_controller_tols(AggregativeChord)(
-        field=RiccatiField(), backward=True
-    )
+    root_finder = diffrax.with_stepsize_controller_tols(AggregativeChord)(field=RiccatiField())
     return _METHODS[method](root_finder=root_finder, root_find_max_steps=root_find_max_steps)

@@ -165,38 +165,38 @@ def test_bad_options():
 
 
 def test_structured_solver_refuses_a_stacked_batch():
-    games = mj.price.stack_games([_stacked_game(1.0), _stacked_game(2.0)])
+    games = mj.price.stack_games([_game(2, seed=0), _game(2, seed=1)])
     with pytest.raises(ValueError, match="one game at a time"):
         mj.price.solve_riccati(games, batch="stacked", solver=mj.price.structured_solver())
 
 
-def _stacked_game(a):
-    return mj.PriceGame(
-        mj.Market(eta=0.5, a=a, q=1.0, t0=0.0, t1=1.0, p0=10.0),
-        mj.Producers(c=[1.0, 2.0], r=[1.0, 1.5], rbar=[0.5, 0.5], lam=[0.1, 0.1]),
-        mj.Noise(),
-    )
-
-
-def test_backward_solve_builds_the_newton_matrix_at_the_true_time():
-    # diffrax integrates a backward solve in reversed time and hands the root finder -t; the
-    # seasonal intercept a(t) enters d(gamma')/d(beta), so the matrix depends on the sign.
+def test_newton_matrix_is_built_at_the_true_time_in_either_direction():
+    # diffrax integrates a backward solve in reversed time and hands the root finder -t with
+    # a negative step (a forward solve: t and a positive step); the seasonal intercept a(t)
+    # enters d(gamma')/d(beta), so the matrix depends on the time's sign.
     game = _game(5)
     y = _random_point(game, 4)
-    t, diagonal, control = 0.3, 0.25, 0.04
+    t, diagonal, dt = 0.3, 0.25, 0.04
 
     @eqx.filter_jit
     def matrices(game, y):
         chord = mj.price.structured_solver().root_finder
         zeros = jax.tree.map(jnp.zeros_like, y)
         prod = lambda z, dt: jax.tree.map(lambda x: x * dt, z)  # noqa: E731
-        args = (1, diagonal, None, prod, -t, y, game, control)
-        state = chord.init(None, zeros, args, {}, None, None, frozenset())
-        c = diagonal * control
-        want = aggregative_jacobian(RiccatiField(), t, y, game, c)
-        wrong = aggregative_jacobian(RiccatiField(), -t, y, game, c)
-        return state.jacobian.as_matrix(), want.as_matrix(), wrong.as_matrix()
 
-    got, want, wrong = matrices(game, y)
-    np.testing.assert_allclose(got, want, rtol=1e-13)
-    assert not np.allclose(want, wrong, rtol=1e-6)
+        def built(ti, control):
+            args = (1, diagonal, None, prod, ti, y, game, control)
+            state = chord.init(None, zeros, args, {}, None, None, frozenset())
+            return state.jacobian.as_matrix()
+
+        def at(time, control):
+            return aggregative_jacobian(RiccatiField(), time, y, game, diagonal * control)
+
+        backward, forward = built(-t, -dt), built(t, dt)
+        return (backward, at(t, -dt).as_matrix(), at(-t, -dt).as_matrix(),
+                forward, at(t, dt).as_matrix())  # fmt: skip
+
+    backward, want_backward, wrong, forward, want_forward = matrices(game, y)
+    np.testing.assert_allclose(backward, want_backward, rtol=1e-13)
+    np.testing.assert_allclose(forward, want_forward, rtol=1e-13)
+    assert not np.allclose(want_backward, wrong, rtol=1e-6)
