@@ -1,12 +1,20 @@
 import os
 from pathlib import Path
 
-# Compiled programs are cached on disk and shared by every test process (the pytest-xdist
-# workers, the CLI subprocesses and the notebook kernels inherit these variables), so a program
-# compiles once per run, and a second `make test` skips most compilation. Delete
-# `.cache/jax-tests` (or set JAX_COMPILATION_CACHE_DIR) to change that.
+# Compiled programs are cached on disk, so a second `make test` skips most compilation. Each
+# pytest-xdist worker keeps its own folder, which the CLI subprocesses and notebook kernels it
+# starts inherit: JAX writes an entry in place, without a lock, and a worker reading an entry
+# while the other is still writing it would read a truncated program. Delete
+# `.cache/jax-tests` (or set JAX_COMPILATION_CACHE_DIR) to start afresh.
 _ROOT = Path(__file__).resolve().parent.parent
-os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", str(_ROOT / ".cache" / "jax-tests"))
+# The workers inherit the controller's environment: the base folder travels in its own variable.
+_BASE = os.environ.setdefault(
+    "MFTG_TEST_CACHE_BASE",
+    os.environ.get("JAX_COMPILATION_CACHE_DIR") or str(_ROOT / ".cache" / "jax-tests"),
+)
+os.environ["JAX_COMPILATION_CACHE_DIR"] = os.path.join(
+    _BASE, os.environ.get("PYTEST_XDIST_WORKER", "main")
+)
 os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
 os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "0")
 
