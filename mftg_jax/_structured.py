@@ -24,7 +24,7 @@ $$A^{-1} = M^{-1} + M^{-1}\tilde U\,(I_p - W^\top M^{-1}\tilde U)^{-1} W^\top M^
 """
 
 import abc
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import equinox as eqx
@@ -71,11 +71,12 @@ def _matvec(A: Array, x: list[Array]) -> list[Array]:
 _EXACT = jax.lax.Precision.HIGHEST
 
 
-def _totals_apply(W: Array, x: list[Array]) -> Array:
-    r"""$W^\top x = \sum_l W_l x_l$, shape `(p,)`, for `W` of shape `(b, p, n)`: $b$
-    matrix-vector products over contiguous `(p, n)` rows (not $b p$ separate reductions,
-    each a pass of its own on a CPU)."""
-    return sum(jnp.dot(W[l], x[l], precision=_EXACT) for l in range(W.shape[0]))
+def _totals_apply(W: Sequence[Array], x: list[Array]) -> Array:
+    r"""$W^\top x = \sum_l W_l x_l$, shape `(p,)`, for $b$ arrays $W_l$ of shape `(p, n)`:
+    $b$ matrix-vector products (not $b p$ separate reductions, each a pass of its own on a
+    CPU). The $W_l$ are best separate arrays: a product with a slice of one stacked
+    `(b, p, n)` array first copies the slice out, on a CPU a pass as long as the product."""
+    return sum(jnp.dot(W[l], x[l], precision=_EXACT) for l in range(len(W)))
 
 
 def _invert_blocks(M: Array) -> Array:
@@ -117,7 +118,7 @@ class AggregativeJacobian(eqx.Module):
 
     blocks: Array  # (b, b, n): M_i = I - c B_i
     scaled_sensitivity: Array  # (b, p, n): c U
-    weights: Array  # (b, p, n): W, the gradients of the totals
+    weights: tuple[Array, ...]  # b arrays (p, n): W, the gradients of the totals
     block_inverse: Array  # (b, b, n): M_i^{-1}
     lowrank: Array  # (b, p, n): M^{-1} c U
     capacitance_inverse: Array  # (p, p): (I_p - W^T M^{-1} c U)^{-1}
@@ -147,7 +148,7 @@ class AggregativeJacobian(eqx.Module):
         eye = jnp.eye(n, dtype=self.blocks.dtype)
         # (l, i, k, j): row (leaf l, agent i), column (leaf k, agent j).
         block = jnp.einsum("lki,ij->likj", self.blocks, eye)
-        low = jnp.einsum("lpi,kpj->likj", self.scaled_sensitivity, self.weights)
+        low = jnp.einsum("lpi,kpj->likj", self.scaled_sensitivity, jnp.stack(self.weights))
         return (block - low).reshape(b * n, b * n)
 
 
@@ -188,7 +189,7 @@ def aggregative_jacobian(
     _, lin_s = jax.linearize(lambda z: field.local(t, y, z, args), s)
     dg_ds = jax.vmap(lin_s)(jnp.eye(p, dtype=s.dtype))  # leaves (p, n)
     cU = c * jnp.stack(jax.tree.leaves(dg_ds))  # (b, p, n)
-    W = jnp.stack(jax.tree.leaves(jax.jacrev(lambda z: field.totals(z, args))(y)))  # (b, p, n)
+    W = tuple(jax.tree.leaves(jax.jacrev(lambda z: field.totals(z, args))(y)))  # b x (p, n)
     M = jnp.eye(b, dtype=B.dtype)[:, :, None] - c * B
     M_inv = _invert_blocks(M)
     Z = jnp.stack([jnp.stack(_matvec(M_inv, list(cU[:, q]))) for q in range(p)], axis=1)
